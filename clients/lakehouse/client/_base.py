@@ -1,0 +1,133 @@
+"""What every typed client shares: channels, credentials, deadlines, bounded retries, error mapping."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from lakehouse.client.errors import RETRYABLE, from_rpc_error
+
+T = TypeVar("T")
+Metadata = Sequence[tuple[str, str]]
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded retries of UNAVAILABLE and RESOURCE_EXHAUSTED, inside the call's deadline."""
+
+    attempts: int = 4
+    """Attempts in all, the first one included."""
+    initial_backoff_s: float = 0.1
+    """First wait; later waits grow exponentially with jitter (RetryInfo from the server wins)."""
+    max_backoff_s: float = 2.0
+    """Longest single wait."""
+
+
+def open_channel(address: str) -> grpc.aio.Channel:
+    """An insecure channel to HOST:PORT with the mesh's message size limits."""
+    options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    return grpc.aio.insecure_channel(address, options=options)
+
+
+def token_metadata(token: str | None) -> Callable[[], Metadata]:
+    """Metadata provider that sends `token` (or LAKEHOUSE_TOKEN) as a bearer token."""
+    token = token if token is not None else os.environ.get("LAKEHOUSE_TOKEN", "")
+    pairs: Metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    return lambda: pairs
+
+
+class BaseAsyncClient:
+    """Calls stubs with a deadline, credentials and retries; raises `LakehouseClientError`s."""
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy = RetryPolicy(),
+        metadata: Callable[[], Metadata] | None = None,
+        owns_channel: bool = False,
+    ) -> None:
+        self._channel = channel
+        self._timeout_s = timeout_s
+        self._retry = retry
+        self._metadata = metadata or token_metadata(None)
+        self._owns_channel = owns_channel
+
+    async def close(self) -> None:
+        if self._owns_channel:
+            await self._channel.close()
+
+    async def __aenter__(self: T) -> T:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _unary(self, rpc: Callable[..., Awaitable[T]], request: Any, *, timeout_s: float | None = None) -> T:
+        """One unary call with retries on retryable codes until attempts or the deadline run out."""
+        deadline = time.monotonic() + (timeout_s or self._timeout_s)
+        async for attempt in self._retrying(deadline):
+            with attempt:
+                return await self._call_once(rpc, request, deadline)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _call_once(self, rpc: Callable[..., Awaitable[T]], request: Any, deadline: float) -> T:
+        try:
+            return await rpc(request, timeout=max(deadline - time.monotonic(), 0.001), metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    def _retrying(self, deadline: float) -> AsyncRetrying:
+        policy = self._retry
+        backoff = wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            delay = getattr(error, "retry_delay_s", None)
+            chosen = delay if delay is not None else backoff(state)
+            return max(0.0, min(chosen, deadline - time.monotonic()))
+
+        def out_of_time(state: RetryCallState) -> bool:
+            return time.monotonic() >= deadline
+
+        return AsyncRetrying(
+            retry=retry_if_exception_type(RETRYABLE),
+            stop=stop_after_attempt(policy.attempts) | out_of_time,
+            wait=wait,
+            reraise=True,
+        )
+
+    async def _server_stream(self, rpc: Callable[..., Any], request: Any, *, timeout_s: float | None = None) -> AsyncIterator[Any]:
+        """A server-streaming call; retried only while nothing has been received yet."""
+        deadline = time.monotonic() + (timeout_s or self._timeout_s)
+        async for attempt in self._retrying(deadline):
+            with attempt:
+                call = rpc(request, timeout=max(deadline - time.monotonic(), 0.001), metadata=tuple(self._metadata()))
+                try:
+                    first = await call.read()
+                except grpc.RpcError as exc:
+                    raise from_rpc_error(exc) from None
+        message = first
+        try:
+            # read() and async iteration may not be mixed on one call; read() was used above.
+            while message is not grpc.aio.EOF:
+                yield message
+                message = await call.read()
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def _client_stream(self, rpc: Callable[..., Any], requests: AsyncIterator[Any], *, timeout_s: float | None = None) -> Any:
+        """A client-streaming call. Not retried: the request stream cannot be replayed."""
+        timeout = timeout_s or self._timeout_s
+        try:
+            return await rpc(requests, timeout=timeout, metadata=tuple(self._metadata()))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None

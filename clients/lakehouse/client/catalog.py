@@ -1,0 +1,125 @@
+"""Typed async client for the catalog service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import pyarrow as pa
+from google.protobuf import field_mask_pb2, timestamp_pb2
+
+from lakehouse.catalog.v1 import catalog_service_pb2 as pb
+from lakehouse.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
+from lakehouse.client._base import BaseAsyncClient
+from lakehouse.common.v1 import arrow_pb2
+
+
+def schema_ipc(schema: pa.Schema) -> bytes:
+    """An Arrow schema as IPC stream bytes, the form the contracts carry."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass
+    return sink.getvalue().to_pybytes()
+
+
+def table_ipc(table: pa.Table) -> arrow_pb2.ArrowTable:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return arrow_pb2.ArrowTable(arrow_ipc=sink.getvalue().to_pybytes(), row_count=table.num_rows)
+
+
+def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value)
+    return stamp
+
+
+class AsyncCatalogClient(BaseAsyncClient):
+    """Datasets, versions, sensitivity and the audit journal."""
+
+    def __init__(self, channel, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(channel, **kwargs)
+        self._stub = pb_grpc.CatalogServiceStub(channel)
+
+    async def create_dataset(
+        self,
+        name: str,
+        schema: pa.Schema,
+        *,
+        bucket: str = "",
+        location: str = "",
+        description: str = "",
+        owner: str = "",
+        tags: Sequence[str] = (),
+        sample: pa.Table | None = None,
+        allow_additive_evolution: bool = False,
+    ) -> pb.CreateDatasetResponse:
+        dataset = pb.Dataset(
+            name=name,
+            bucket=bucket,
+            location=location,
+            schema=arrow_pb2.ArrowSchema(arrow_ipc=schema_ipc(schema)),
+            description=description,
+            owner=owner,
+            tags=list(tags),
+        )
+        request = pb.CreateDatasetRequest(
+            dataset=dataset, sample=table_ipc(sample) if sample is not None else None, allow_additive_evolution=allow_additive_evolution
+        )
+        return await self._unary(self._stub.CreateDataset, request)
+
+    async def get_dataset(self, dataset: str) -> pb.Dataset:
+        return (await self._unary(self._stub.GetDataset, pb.GetDatasetRequest(dataset=dataset))).dataset
+
+    async def list_datasets(self, *, tag: str = "", owner: str = "", name_prefix: str = "", page_size: int = 0, page_token: str = "") -> pb.ListDatasetsResponse:
+        request = pb.ListDatasetsRequest(tag=tag, owner=owner, name_prefix=name_prefix, page_size=page_size, page_token=page_token)
+        return await self._unary(self._stub.ListDatasets, request)
+
+    async def update_dataset(self, dataset: str, *, description: str | None = None, owner: str | None = None, tags: Sequence[str] | None = None) -> pb.Dataset:
+        """Changes only the fields given (sent as the update mask)."""
+        changes = pb.Dataset(name=dataset)
+        paths = []
+        if description is not None:
+            changes.description, _ = description, paths.append("description")
+        if owner is not None:
+            changes.owner, _ = owner, paths.append("owner")
+        if tags is not None:
+            changes.tags[:] = list(tags)
+            paths.append("tags")
+        request = pb.UpdateDatasetRequest(dataset=changes, update_mask=field_mask_pb2.FieldMask(paths=paths))
+        return (await self._unary(self._stub.UpdateDataset, request)).dataset
+
+    async def delete_dataset(self, dataset: str) -> pb.Dataset:
+        return (await self._unary(self._stub.DeleteDataset, pb.DeleteDatasetRequest(dataset=dataset))).dataset
+
+    async def register_version(self, request: pb.RegisterDatasetVersionRequest) -> pb.RegisterDatasetVersionResponse:
+        return await self._unary(self._stub.RegisterDatasetVersion, request)
+
+    async def history(self, dataset: str, *, page_size: int = 0, page_token: str = "") -> pb.GetDatasetHistoryResponse:
+        request = pb.GetDatasetHistoryRequest(dataset=dataset, page_size=page_size, page_token=page_token)
+        return await self._unary(self._stub.GetDatasetHistory, request)
+
+    async def set_column_sensitivity(self, dataset: str, column: str, pii: Sequence[int], reason: str = "") -> pb.Dataset:
+        request = pb.SetColumnSensitivityRequest(dataset=dataset, column=column, pii=list(pii), reason=reason)
+        return (await self._unary(self._stub.SetColumnSensitivity, request)).dataset
+
+    async def list_events(
+        self,
+        *,
+        entity_type: str = "",
+        entity: str = "",
+        start: datetime | None = None,
+        end: datetime | None = None,
+        page_size: int = 0,
+        page_token: str = "",
+    ) -> pb.ListEventsResponse:
+        request = pb.ListEventsRequest(
+            entity_type=entity_type, entity=entity, start_time=_timestamp(start), end_time=_timestamp(end), page_size=page_size, page_token=page_token
+        )
+        return await self._unary(self._stub.ListEvents, request)
+
+    async def whoami(self) -> pb.WhoAmIResponse:
+        return await self._unary(self._stub.WhoAmI, pb.WhoAmIRequest())

@@ -1,0 +1,93 @@
+"""Arrow schemas as the catalog sees them: decoding, fingerprints, diffs and additive evolution."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from lakehouse.server.common.errors import invalid_field
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """How a proposed schema differs from the current one."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def summary(self) -> str:
+        parts = [f"{label}: {', '.join(items)}" for label, items in (("added", self.added), ("removed", self.removed), ("changed", self.changed)) if items]
+        return "; ".join(parts)
+
+
+def decode_schema(ipc: bytes, field: str) -> pa.Schema:
+    """Reads an Arrow IPC stream holding a schema; a garbled or empty one names `field`."""
+    if not ipc:
+        raise invalid_field(field, "an Arrow schema is required (Arrow IPC stream bytes)", reason="INVALID_SCHEMA")
+    try:
+        schema = pa.ipc.open_stream(ipc).schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise invalid_field(field, f"not an Arrow IPC stream: {exc}", reason="INVALID_SCHEMA") from None
+    if len(schema) == 0:
+        raise invalid_field(field, "the schema has no columns", reason="INVALID_SCHEMA")
+    names = [f.name for f in schema]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise invalid_field(field, f"duplicate column names: {', '.join(duplicates)}", reason="INVALID_SCHEMA")
+    return schema
+
+
+def decode_table(ipc: bytes, field: str) -> pa.Table | None:
+    """Reads an optional Arrow IPC stream of rows (a sample)."""
+    if not ipc:
+        return None
+    try:
+        return pa.ipc.open_stream(ipc).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise invalid_field(field, f"not an Arrow IPC stream: {exc}", reason="INVALID_SAMPLE") from None
+
+
+def encode_schema(schema: pa.Schema) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass
+    return sink.getvalue().to_pybytes()
+
+
+def fingerprint(schema: pa.Schema) -> str:
+    """SHA-256 over the (name, type) pairs in order: metadata and nullability do not count."""
+    digest = hashlib.sha256()
+    for f in schema:
+        digest.update(f"{f.name}\x1f{f.type}\x1e".encode())
+    return digest.hexdigest()
+
+
+def diff(current: pa.Schema, proposed: pa.Schema) -> SchemaDiff:
+    old = {f.name: (i, f.type) for i, f in enumerate(current)}
+    new = {f.name: (i, f.type) for i, f in enumerate(proposed)}
+    added = tuple(f"{n}: {new[n][1]}" for n in new if n not in old)
+    removed = tuple(f"{n}: {old[n][1]}" for n in old if n not in new)
+    changed = []
+    for name in (n for n in new if n in old):
+        (i_old, t_old), (i_new, t_new) = old[name], new[name]
+        if t_old != t_new:
+            changed.append(f"{name}: {t_old} -> {t_new}")
+        elif i_old != i_new:
+            changed.append(f"{name}: position {i_old} -> {i_new}")
+    return SchemaDiff(added, removed, tuple(changed))
+
+
+def is_additive(current: pa.Schema, proposed: pa.Schema) -> bool:
+    """True when `proposed` keeps every current column in place and only appends nullable ones."""
+    if len(proposed) < len(current):
+        return False
+    keeps = all(proposed.field(i).name == f.name and proposed.field(i).type == f.type for i, f in enumerate(current))
+    appended = [proposed.field(i) for i in range(len(current), len(proposed))]
+    return keeps and all(f.nullable for f in appended)

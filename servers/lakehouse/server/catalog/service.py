@@ -1,0 +1,385 @@
+"""Catalog domain: datasets, versions, PII tags, lineage and the audit journal. No grpc here.
+
+Database work is blocking and runs through the injected `run` (a bounded executor); the bucket
+check reaches the storage service through the injected `BucketDirectory`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+import pyarrow as pa
+
+from lakehouse.server.catalog import schema as schemas
+from lakehouse.server.catalog.errors import (
+    ColumnNotFound,
+    DatasetNotFound,
+    NotDatasetOwner,
+    SchemaMismatch,
+    TableVersionNotNewer,
+    invalid_dataset_name,
+)
+from lakehouse.server.catalog.pii import PiiKind, detect_pii
+from lakehouse.server.catalog.store import (
+    CatalogStore,
+    ColumnRecord,
+    DatasetRecord,
+    EventQuery,
+    EventRecord,
+    LineageRecord,
+    VersionRecord,
+    unique_tags,
+)
+from lakehouse.server.common.context import current_call, current_principal
+from lakehouse.server.common.errors import invalid_field
+from lakehouse.server.common.paging import Page, encode_token
+from lakehouse.server.common.redact import redact_uri
+
+T = TypeVar("T")
+Runner = Callable[..., Awaitable[Any]]
+
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
+# Fixed namespace for dataset ids: the same name gives the same id on every machine and rebuild.
+DATASET_ID_NAMESPACE = uuid.UUID("6f1c2b1e-4d0a-5b7e-9a43-1c7e2f0d8b55")
+OPERATIONS = ("CREATE", "APPEND", "OVERWRITE", "DELETE", "COMPACT", "SCHEMA_EVOLUTION")
+UPDATABLE_DATASET_FIELDS = ("description", "owner", "tags")
+
+
+def dataset_id(name: str) -> str:
+    """UUIDv5 of the dataset name."""
+    return str(uuid.uuid5(DATASET_ID_NAMESPACE, name))
+
+
+def check_dataset_name(name: str, field: str) -> str:
+    if not DATASET_NAME.match(name):
+        raise invalid_dataset_name(field)
+    return name
+
+
+class BucketDirectory(Protocol):
+    """Confirms a bucket exists (the storage service, reached through its client)."""
+
+    async def require(self, bucket: str, field: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class NewDataset:
+    name: str
+    schema_ipc: bytes
+    bucket: str = ""
+    location: str = ""
+    description: str = ""
+    owner: str = ""
+    tags: tuple[str, ...] = ()
+    sample_ipc: bytes = b""
+    allow_additive_evolution: bool = False
+
+
+@dataclass(frozen=True)
+class NewVersion:
+    dataset: str
+    table_version: int
+    operation: str
+    schema_ipc: bytes
+    row_count: int
+    size_bytes: int
+    files: tuple[str, ...] = ()
+    lineage: LineageRecord = field(default_factory=LineageRecord)
+    content_sha256: str = ""
+    sample_ipc: bytes = b""
+    allow_additive_evolution: bool = False
+
+
+class CatalogService:
+    def __init__(self, store: CatalogStore, run: Runner, buckets: BucketDirectory, default_bucket: str) -> None:
+        self._store = store
+        self._run = run
+        self._buckets = buckets
+        self._default_bucket = default_bucket
+
+    # -- datasets ------------------------------------------------------------------------------
+
+    async def create_dataset(self, new: NewDataset) -> tuple[DatasetRecord, bool]:
+        """Registers a dataset; the same name and schema again is a no-op returning created=False."""
+        check_dataset_name(new.name, "dataset.name")
+        schema = schemas.decode_schema(new.schema_ipc, "dataset.schema")
+        sample = schemas.decode_table(new.sample_ipc, "sample")
+        bucket = new.bucket or self._default_bucket
+        await self._buckets.require(bucket, "dataset.bucket")
+        return await self._run(self._create_dataset, new, schema, sample, bucket)
+
+    def _create_dataset(self, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, bucket: str) -> tuple[DatasetRecord, bool]:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            existing = tx.dataset(new.name)
+            if existing is not None:
+                return self._reregister(tx, existing, new, schema, sample, now)
+            record = DatasetRecord(
+                id=dataset_id(new.name),
+                name=new.name,
+                bucket=bucket,
+                location=new.location or f"datasets/{new.name}",
+                schema_ipc=schemas.encode_schema(schema),
+                fingerprint=schemas.fingerprint(schema),
+                columns=_columns(schema, sample, ()),
+                description=new.description,
+                owner=new.owner or current_principal().name,
+                tags=unique_tags(new.tags),
+                current_version=1,
+                row_count=0,
+                size_bytes=0,
+                create_time=now,
+                update_time=now,
+            )
+            tx.insert_dataset(record)
+            tx.insert_version(record.id, _version(1, "CREATE", record, now))
+            _journal(tx, now, "dataset", record.name, "create", None, record.summary())
+            return record, True
+
+    def _reregister(self, tx: Any, existing: DatasetRecord, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, now: datetime) -> tuple[DatasetRecord, bool]:
+        if schemas.fingerprint(schema) == existing.fingerprint:
+            return existing, False
+        current = pa.ipc.open_stream(existing.schema_ipc).schema
+        _check_evolution(existing.name, current, schema, new.allow_additive_evolution)
+        version = existing.current_version + 1
+        evolved = replace(
+            existing,
+            schema_ipc=schemas.encode_schema(schema),
+            fingerprint=schemas.fingerprint(schema),
+            columns=_columns(schema, sample, existing.columns),
+            current_version=version,
+            update_time=now,
+        )
+        tx.update_dataset(evolved)
+        tx.insert_version(existing.id, _version(version, "SCHEMA_EVOLUTION", evolved, now))
+        _journal(tx, now, "dataset", existing.name, "evolve_schema", existing.summary(), evolved.summary())
+        return evolved, True
+
+    async def get_dataset(self, name_or_id: str, field: str = "dataset") -> DatasetRecord:
+        if not name_or_id:
+            raise invalid_field(field, "a dataset name or id is required", reason="MISSING_DATASET")
+        return await self._run(self._get_dataset, name_or_id)
+
+    def _get_dataset(self, name_or_id: str) -> DatasetRecord:
+        with self._store.transaction() as tx:
+            record = tx.dataset(name_or_id)
+        if record is None:
+            raise DatasetNotFound(name_or_id)
+        return record
+
+    async def list_datasets(self, page: Page, tag: str, owner: str, name_prefix: str) -> tuple[list[DatasetRecord], str]:
+        def load() -> list[DatasetRecord]:
+            with self._store.transaction() as tx:
+                return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
+
+        rows = await self._run(load)
+        token = encode_token(rows[page.size - 1].name) if len(rows) > page.size else ""
+        return rows[: page.size], token
+
+    async def update_dataset(self, name_or_id: str, paths: Sequence[str], values: dict[str, Any]) -> DatasetRecord:
+        if not paths:
+            raise invalid_field("update_mask", f"name the fields to change: {', '.join(UPDATABLE_DATASET_FIELDS)}", reason="INVALID_UPDATE_MASK")
+        unknown = [p for p in paths if p not in UPDATABLE_DATASET_FIELDS]
+        if unknown:
+            raise invalid_field("update_mask", f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_DATASET_FIELDS)}", reason="INVALID_UPDATE_MASK")
+        return await self._run(self._update_dataset, name_or_id, tuple(paths), values)
+
+    def _update_dataset(self, name_or_id: str, paths: tuple[str, ...], values: dict[str, Any]) -> DatasetRecord:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            before = tx.dataset(name_or_id)
+            if before is None:
+                raise DatasetNotFound(name_or_id)
+            changes = {p: unique_tags(values[p]) if p == "tags" else values[p] for p in paths}
+            after = replace(before, **changes, update_time=now)
+            tx.update_dataset(after)
+            _journal(tx, now, "dataset", before.name, "update", before.summary(), after.summary())
+            return after
+
+    async def delete_dataset(self, name_or_id: str) -> DatasetRecord:
+        return await self._run(self._delete_dataset, name_or_id)
+
+    def _delete_dataset(self, name_or_id: str) -> DatasetRecord:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            record = tx.dataset(name_or_id)
+            if record is None:
+                raise DatasetNotFound(name_or_id)
+            tx.delete_dataset(record.id)
+            _journal(tx, now, "dataset", record.name, "delete", record.summary(), None)
+            return record
+
+    # -- versions ------------------------------------------------------------------------------
+
+    async def register_version(self, new: NewVersion) -> tuple[DatasetRecord, VersionRecord, bool]:
+        """Records a table commit; a content hash seen before returns (dataset, earlier version, True)."""
+        if new.operation not in OPERATIONS:
+            raise invalid_field("operation", f"must be one of {', '.join(OPERATIONS)}", reason="INVALID_OPERATION")
+        if new.table_version < 0:
+            raise invalid_field("table_version", "must not be negative", reason="INVALID_TABLE_VERSION")
+        for name, value in (("row_count", new.row_count), ("size_bytes", new.size_bytes)):
+            if value < 0:
+                raise invalid_field(name, "must not be negative", reason="INVALID_ARGUMENT")
+        if new.content_sha256 and not re.fullmatch(r"[0-9a-f]{64}", new.content_sha256):
+            raise invalid_field("content_sha256", "must be a lowercase hex SHA-256", reason="INVALID_CONTENT_HASH")
+        schema = schemas.decode_schema(new.schema_ipc, "schema")
+        sample = schemas.decode_table(new.sample_ipc, "sample")
+        return await self._run(self._register_version, new, schema, sample)
+
+    def _register_version(self, new: NewVersion, schema: pa.Schema, sample: pa.Table | None) -> tuple[DatasetRecord, VersionRecord, bool]:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            before = tx.dataset(new.dataset)
+            if before is None:
+                raise DatasetNotFound(new.dataset)
+            if new.content_sha256:
+                seen = tx.version_with_content(before.id, new.content_sha256)
+                if seen is not None:
+                    return before, seen, True
+            last = tx.last_table_version(before.id)
+            if last is not None and new.table_version <= last:
+                raise TableVersionNotNewer(f"table version {new.table_version} is not newer than {last}, the last one registered for {before.name!r}")
+            if schemas.fingerprint(schema) != before.fingerprint and new.operation != "OVERWRITE":
+                current = pa.ipc.open_stream(before.schema_ipc).schema
+                _check_evolution(before.name, current, schema, new.allow_additive_evolution)
+            after = replace(
+                before,
+                schema_ipc=schemas.encode_schema(schema),
+                fingerprint=schemas.fingerprint(schema),
+                columns=_columns(schema, sample, before.columns),
+                current_version=before.current_version + 1,
+                row_count=new.row_count,
+                size_bytes=new.size_bytes,
+                update_time=now,
+            )
+            lineage = replace(new.lineage, source_reference=redact_uri(new.lineage.source_reference))
+            version = VersionRecord(
+                version=after.current_version,
+                operation=new.operation,
+                row_count=new.row_count,
+                size_bytes=new.size_bytes,
+                files=tuple(new.files),
+                actor=current_principal().name,
+                create_time=now,
+                lineage=lineage,
+                fingerprint=after.fingerprint,
+                content_sha256=new.content_sha256,
+                table_version=new.table_version,
+            )
+            tx.update_dataset(after)
+            tx.insert_version(after.id, version)
+            _journal(tx, now, "dataset", after.name, "register_version", before.summary(), after.summary() | {"operation": new.operation, "lineage": lineage.__dict__})
+            return after, version, False
+
+    async def history(self, name_or_id: str, page: Page) -> tuple[list[VersionRecord], str]:
+        before = _int_token(page.after, "page_token")
+
+        def load() -> list[VersionRecord]:
+            record = self._get_dataset(name_or_id)
+            with self._store.transaction() as tx:
+                return tx.versions(record.id, before, page.size + 1)
+
+        rows = await self._run(load)
+        token = encode_token(str(rows[page.size - 1].version)) if len(rows) > page.size else ""
+        return rows[: page.size], token
+
+    # -- sensitivity ---------------------------------------------------------------------------
+
+    async def set_column_sensitivity(self, name_or_id: str, column: str, pii: Sequence[str], reason: str) -> DatasetRecord:
+        unknown = [k for k in pii if k not in PiiKind.__members__]
+        if unknown:
+            raise invalid_field("pii", f"unknown PII kinds: {', '.join(unknown)}", reason="INVALID_PII_KIND")
+        return await self._run(self._set_column_sensitivity, name_or_id, column, tuple(sorted(set(pii))), reason)
+
+    def _set_column_sensitivity(self, name_or_id: str, column: str, pii: tuple[str, ...], reason: str) -> DatasetRecord:
+        now = datetime.now(UTC)
+        principal = current_principal()
+        with self._store.transaction() as tx:
+            before = tx.dataset(name_or_id)
+            if before is None:
+                raise DatasetNotFound(name_or_id)
+            if principal.role != "admin" and principal.name != before.owner:
+                raise NotDatasetOwner(f"only the owner of {before.name!r} ({before.owner}) or an admin may change column sensitivity")
+            if column not in {c.name for c in before.columns}:
+                raise ColumnNotFound(f"dataset {before.name!r} has no column {column!r}", violations=())
+            columns = tuple(replace(c, pii=pii, source="owner") if c.name == column else c for c in before.columns)
+            after = replace(before, columns=columns, update_time=now)
+            tx.update_dataset(after)
+            _journal(tx, now, "dataset", before.name, "set_column_sensitivity", before.summary(), after.summary() | {"column": column, "reason": reason})
+            return after
+
+    # -- journal -------------------------------------------------------------------------------
+
+    async def list_events(self, page: Page, entity_type: str, entity: str, start: datetime | None, end: datetime | None) -> tuple[list[EventRecord], str]:
+        if start is not None and end is not None and start >= end:
+            raise invalid_field("end_time", "must be after start_time", reason="INVALID_TIME_RANGE")
+        after = _int_token(page.after, "page_token") or 0
+        query = EventQuery(after, page.size + 1, entity_type, entity, start, end)
+
+        def load() -> list[EventRecord]:
+            with self._store.transaction() as tx:
+                return tx.events(query)
+
+        rows = await self._run(load)
+        token = encode_token(str(rows[page.size - 1].sequence)) if len(rows) > page.size else ""
+        return rows[: page.size], token
+
+
+def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_additive: bool) -> None:
+    change = schemas.diff(current, proposed)
+    if allow_additive and schemas.is_additive(current, proposed):
+        return
+    hint = " (only appending nullable columns is allowed with allow_additive_evolution)" if allow_additive else (
+        "; pass allow_additive_evolution to accept new nullable columns" if schemas.is_additive(current, proposed) else ""
+    )
+    raise SchemaMismatch(
+        f"schema of {name!r} differs from the registered one: {change.summary()}{hint}",
+        metadata={"added": json.dumps(change.added), "removed": json.dumps(change.removed), "changed": json.dumps(change.changed)},
+    )
+
+
+def _columns(schema: pa.Schema, sample: pa.Table | None, previous: Sequence[ColumnRecord]) -> tuple[ColumnRecord, ...]:
+    """Columns with detected PII, keeping every owner override of a column that still exists."""
+    detected = detect_pii(schema.names, sample)
+    overrides = {c.name: c for c in previous if c.source == "owner"}
+    out = []
+    for f in schema:
+        if f.name in overrides:
+            out.append(replace(overrides[f.name], arrow_type=str(f.type), nullable=f.nullable))
+        else:
+            out.append(ColumnRecord(f.name, str(f.type), f.nullable, tuple(sorted(detected[f.name]))))
+    return tuple(out)
+
+
+def _version(number: int, operation: str, record: DatasetRecord, now: datetime) -> VersionRecord:
+    return VersionRecord(
+        version=number,
+        operation=operation,
+        row_count=record.row_count,
+        size_bytes=record.size_bytes,
+        files=(),
+        actor=current_principal().name,
+        create_time=now,
+        lineage=LineageRecord(source_system="catalog"),
+        fingerprint=record.fingerprint,
+    )
+
+
+def _journal(tx: Any, now: datetime, entity_type: str, entity: str, action: str, before: Any, after: Any) -> None:
+    call = current_call()
+    tx.append_event(now, current_principal().name, entity_type, entity, action, before, after, call.request_id if call else "")
+
+
+def _int_token(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise invalid_field(field, "not a token this server issued", reason="INVALID_PAGE_TOKEN") from None

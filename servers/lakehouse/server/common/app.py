@@ -1,0 +1,111 @@
+"""Generic gRPC bootstrap: one grpc.aio server hosting the given services, health, reflection,
+and a SIGTERM drain (health NOT_SERVING, in-flight calls finish within the grace period, exit 0)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from lakehouse.server.common.auth import TokenAuthenticator, require_safe_binding
+from lakehouse.server.common.config import Config
+from lakehouse.server.common.interceptors import ServerCallInterceptor
+
+log = logging.getLogger("lakehouse.server")
+
+
+@dataclass(frozen=True)
+class ServiceBinding:
+    """One service ready to be hosted: how to add it to a server and how to close it."""
+
+    name: str
+    """Short name, for example "storage"."""
+    full_name: str
+    """Protobuf service name, for example "lakehouse.storage.v1.StorageService"."""
+    register: Callable[[grpc.aio.Server], None]
+    """Adds the servicer to a server."""
+    close: Callable[[], Awaitable[None]] | None = None
+    """Releases what the service holds (connections, pools) after the server stopped."""
+
+
+class MeshServer:
+    """A started gRPC server with its services; `stop` drains it."""
+
+    def __init__(
+        self,
+        config: Config,
+        bindings: Sequence[ServiceBinding],
+        authenticator: TokenAuthenticator,
+        on_stopped: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        require_safe_binding(config.server.host, authenticator)
+        self._config = config
+        self._bindings = tuple(bindings)
+        self._on_stopped = on_stopped
+        self._authenticator = authenticator
+        self.port = 0
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT clients can dial (valid after `start`)."""
+        host = self._config.server.host
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        return f"{host}:{self.port}"
+
+    async def start(self) -> None:
+        # grpc.aio objects belong to the loop they are made on, so they are made here, not in __init__.
+        limit = self._config.server.max_message_mb * 1024 * 1024
+        self._server = grpc.aio.server(
+            interceptors=[ServerCallInterceptor(self._authenticator)],
+            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)],
+        )
+        self._health = HealthServicer()
+        for binding in self._bindings:
+            binding.register(self._server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        names = [b.full_name for b in self._bindings]
+        if self._config.server.reflection:
+            reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], self._server)
+        host = self._config.server.host
+        bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+        self.port = self._server.add_insecure_port(f"{bind_host}:{self._config.server.port}")
+        if self.port == 0:
+            raise OSError(f"cannot bind {host}:{self._config.server.port} (in use or not an address of this machine)")
+        await self._server.start()
+        for name in ["", *names]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving %s on %s", ", ".join(b.name for b in self._bindings), self.address)
+
+    async def stop(self) -> None:
+        """Health goes NOT_SERVING, in-flight calls get the grace period, then services close."""
+        await self._health.enter_graceful_shutdown()
+        grace = self._config.server.grace_period_s
+        log.info("draining for up to %.1fs", grace)
+        await self._server.stop(grace)
+        for binding in self._bindings:
+            if binding.close is not None:
+                await binding.close()
+        if self._on_stopped is not None:
+            await self._on_stopped()
+        log.info("stopped")
+
+
+async def serve_until_signalled(server: MeshServer, on_started: Callable[[MeshServer], None] | None = None) -> None:
+    """Starts `server`, waits for SIGTERM or SIGINT, then drains it."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    if on_started:
+        on_started(server)
+    await stop.wait()
+    await server.stop()

@@ -1,0 +1,97 @@
+"""Bearer-token authentication: tokens are kept only as SHA-256 digests, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lakehouse.server.common.config import AuthConfig, ConfigError
+from lakehouse.server.common.errors import Unauthenticated
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a call runs as."""
+
+    name: str
+    role: str
+    profile: str = ""
+
+
+LOCAL_ADMIN = Principal(name="local-admin", role="admin")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    digest: bytes
+    principal: Principal
+
+
+class TokenAuthenticator:
+    """Maps a presented bearer token to its principal, or refuses it."""
+
+    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+        self._entries = entries
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._entries)
+
+    @classmethod
+    def from_config(cls, auth: AuthConfig, environ: Mapping[str, str] | None = None) -> TokenAuthenticator:
+        """Resolves configured hashes and env-var tokens; a named variable that is unset fails start."""
+        environ = os.environ if environ is None else environ
+        entries = []
+        for i, token in enumerate(auth.tokens):
+            principal = Principal(token.principal, token.role, token.profile)
+            if token.sha256:
+                digest = bytes.fromhex(token.sha256)
+            else:
+                value = environ.get(token.env, "")
+                if not value:
+                    raise ConfigError(f"auth.tokens.{i}: environment variable {token.env} is unset or empty")
+                digest = hashlib.sha256(value.encode()).digest()
+            entries.append(_Entry(digest, principal))
+        return cls(tuple(entries))
+
+    def authenticate(self, authorization: str | None) -> Principal:
+        """The principal for an `authorization: Bearer <token>` header value."""
+        if not self.enabled:
+            return LOCAL_ADMIN
+        if not authorization:
+            raise Unauthenticated("missing bearer token: send 'authorization: Bearer <token>'", reason="MISSING_TOKEN")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("authorization must be 'Bearer <token>'", reason="MALFORMED_TOKEN")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        match = None
+        # Compare against every entry so timing does not reveal which entry (if any) matched.
+        for entry in self._entries:
+            if hmac.compare_digest(entry.digest, digest):
+                match = entry.principal
+        if match is None:
+            raise Unauthenticated("token not recognised", reason="INVALID_TOKEN")
+        return match
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and "localhost"."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_safe_binding(host: str, authenticator: TokenAuthenticator) -> None:
+    """Refuses to expose an unauthenticated server beyond this machine."""
+    if not authenticator.enabled and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to bind {host} with authentication off: anyone who can reach it could read and "
+            "change all data. Add tokens under [auth] (sha256 or env) or bind 127.0.0.1."
+        )

@@ -1,0 +1,237 @@
+"""Configuration: lakehouse.toml parsed once into frozen dataclasses, with LAKEHOUSE_* overrides.
+
+Environment overrides use a double underscore between levels, for example
+`LAKEHOUSE_SERVER__PORT=50061` or `LAKEHOUSE_CATALOG__URL=postgresql+psycopg://...`.
+Unknown keys and bad values stop the server at start with the file (or variable), key and reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+
+SERVICE_NAMES = ("storage", "catalog", "query", "vector", "memory", "chat")
+ENV_PREFIX = "LAKEHOUSE_"
+_STRICT = pydantic.ConfigDict(extra="forbid")
+
+
+class ConfigError(Exception):
+    """lakehouse.toml or a LAKEHOUSE_* variable is unreadable or invalid."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ServerConfig:
+    """Where and how the gRPC server listens."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. Anything but loopback requires tokens in [auth]."""
+    port: int = pydantic.Field(default=50051, ge=0, le=65535)
+    """gRPC port serving every enabled service; 0 picks a free port."""
+    flight_port: int = pydantic.Field(default=50052, ge=0, le=65535)
+    """Arrow Flight port (served by the query service)."""
+    data_dir: str = "./data"
+    """Root of everything the server writes: buckets, the catalog database, models."""
+    grace_period_s: float = pydantic.Field(default=10.0, ge=0)
+    """How long in-flight calls may drain after SIGTERM."""
+    blocking_workers: int = pydantic.Field(default=8, ge=1, le=256)
+    """Threads for blocking work (file systems, databases) so the event loop never waits."""
+    reflection: bool = True
+    """Serve gRPC server reflection so grpcurl and buf curl work without .proto files."""
+    max_message_mb: int = pydantic.Field(default=64, ge=1, le=2047)
+    """Largest single gRPC message accepted or sent, in MiB."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the server's logger."""
+    log_format: Literal["text", "json"] = "text"
+    """One readable line per event, or one JSON object per line."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class MeshConfig:
+    """Addresses of peer services; empty means the peer runs in this process."""
+
+    storage: str = ""
+    """HOST:PORT of the storage service."""
+    catalog: str = ""
+    """HOST:PORT of the catalog service."""
+    query: str = ""
+    """HOST:PORT of the query service."""
+    vector: str = ""
+    """HOST:PORT of the vector service."""
+    memory: str = ""
+    """HOST:PORT of the memory service."""
+    chat: str = ""
+    """HOST:PORT of the chat service."""
+    timeout_s: float = pydantic.Field(default=10.0, gt=0)
+    """Deadline of one call to a peer."""
+
+    def address_of(self, service: str) -> str:
+        """Configured address of `service`, or "" when it runs in this process."""
+        return str(getattr(self, service))
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class TokenConfig:
+    """One bearer token. A principal may have several (rotation)."""
+
+    principal: str
+    """Name the token authenticates as."""
+    role: Literal["admin", "writer", "reader", "agent"] = "admin"
+    """What the principal may do."""
+    sha256: str = pydantic.Field(default="", pattern=r"^([0-9a-f]{64})?$")
+    """Lowercase hex SHA-256 of the token (the token itself is never stored)."""
+    env: str = ""
+    """Name of an environment variable holding the token, read at start."""
+    profile: str = ""
+    """Model profile bound to an agent principal."""
+
+    def __post_init__(self) -> None:
+        if bool(self.sha256) == bool(self.env):
+            raise ValueError("give exactly one of sha256 or env")
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class AuthConfig:
+    """Bearer-token authentication. No tokens means auth is off (loopback only)."""
+
+    tokens: tuple[TokenConfig, ...] = ()
+    """Accepted tokens."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class BucketConfig:
+    """A bucket declared in configuration."""
+
+    uri: str = ""
+    """"s3://bucket/prefix", "file:///abs/dir" or a path; empty means <data_dir>/buckets/<name>."""
+    max_bytes: int = pydantic.Field(default=0, ge=0)
+    """Cap on the bucket's total size in bytes; 0 means none."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class S3Config:
+    """S3-compatible object storage. Credentials come from the standard AWS_* variables."""
+
+    endpoint: str = ""
+    """Endpoint URL, for example "http://127.0.0.1:9000"; empty means AWS itself."""
+    region: str = "us-east-1"
+    """Region name."""
+    connect_timeout_s: float = pydantic.Field(default=5.0, gt=0)
+    """Connection timeout."""
+    request_timeout_s: float = pydantic.Field(default=30.0, gt=0)
+    """Request timeout."""
+
+
+def _default_buckets() -> dict[str, BucketConfig]:
+    return {"default": BucketConfig()}
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class StorageConfig:
+    """The storage service."""
+
+    default_bucket: str = "default"
+    """Bucket used when a request names none; must be declared in `buckets`."""
+    buckets: Mapping[str, BucketConfig] = field(default_factory=_default_buckets)
+    """Buckets declared in configuration; more can be created at runtime."""
+    s3: S3Config = field(default_factory=S3Config)
+    """Settings for s3:// buckets."""
+
+    def __post_init__(self) -> None:
+        if self.default_bucket not in self.buckets:
+            raise ValueError(f"default_bucket {self.default_bucket!r} is not declared in [storage.buckets]")
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class CatalogConfig:
+    """The catalog service."""
+
+    url: str = ""
+    """SQLAlchemy URL of the catalog database; empty means SQLite at <data_dir>/catalog.db."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class Config:
+    """The whole of lakehouse.toml."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    """[server]"""
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    """[mesh]"""
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    """[auth]"""
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    """[storage]"""
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    """[catalog]"""
+
+    @property
+    def data_dir(self) -> Path:
+        """The data directory as an absolute path."""
+        return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def catalog_url(self) -> str:
+        """The catalog database URL with the SQLite default filled in."""
+        return self.catalog.url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    def with_server(self, **changes: Any) -> Config:
+        """A copy with [server] fields changed (command-line flags)."""
+        return replace(self, server=replace(self.server, **changes))
+
+
+def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
+    """Reads `path` (or nothing, for all defaults), applies LAKEHOUSE_* overrides, validates."""
+    environ = os.environ if environ is None else environ
+    raw = _read_toml(path) if path else {}
+    origins = _apply_env_overrides(raw, environ)
+    try:
+        return Config(**raw)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_describe(exc, path, origins)) from None
+    except TypeError as exc:  # a section given as a scalar, for example `server = 1`
+        raise ConfigError(f"{path or 'defaults'}: {exc}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (pass --config PATH or create it)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[tuple[str, ...], str]:
+    """Writes LAKEHOUSE_A__B=v into raw[a][b]; returns which key came from which variable."""
+    origins: dict[tuple[str, ...], str] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{name}: {'.'.join(keys[:-1])} is not a table")
+        node[keys[-1]] = value
+        origins[keys] = name
+    return origins
+
+
+def _describe(exc: pydantic.ValidationError, path: Path | None, origins: Mapping[tuple[str, ...], str]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        source = origins.get(loc, str(path) if path else "defaults")
+        message = "unknown key" if err["type"] == "unexpected_keyword_argument" else err["msg"]
+        if "input" in err and err["type"] != "unexpected_keyword_argument" and not isinstance(err["input"], dict):
+            message += f" (got {err['input']!r})"
+        lines.append(f"{source}: {'.'.join(loc) or '<root>'}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

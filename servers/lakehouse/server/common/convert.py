@@ -1,0 +1,21 @@
+"""Small protobuf <-> Python conversions shared by the servicers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from google.protobuf import timestamp_pb2
+
+
+def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
+    """A protobuf Timestamp, or None so the field stays unset."""
+    if value is None:
+        return None
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
+    return stamp
+
+
+def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
+    """A timezone-aware datetime, or None when the field was not set."""
+    return stamp.ToDatetime(tzinfo=UTC) if present else None

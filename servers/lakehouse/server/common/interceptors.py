@@ -1,0 +1,195 @@
+"""The one server interceptor: request id, authentication, a log line per call, error mapping.
+
+Domain code raises `LakehouseError`s; here they become `google.rpc.Status` with `ErrorInfo`
+(reason, domain "<service>.lakehouse") and `BadRequest` field violations. Anything else becomes
+INTERNAL with no internals in the message (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from lakehouse.client.errors import LakehouseClientError
+from lakehouse.server.common.auth import Principal, TokenAuthenticator
+from lakehouse.server.common.context import CallContext, reset_call, set_call
+from lakehouse.server.common.errors import Code, LakehouseError
+
+log = logging.getLogger("lakehouse.rpc")
+
+EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+ANONYMOUS = Principal(name="anonymous", role="none")
+
+
+class ServerCallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every handler so each call is identified, authenticated, logged and error-mapped."""
+
+    def __init__(self, authenticator: TokenAuthenticator) -> None:
+        self._auth = authenticator
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = handler_call_details.method
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        call = _Call(method, metadata, self._auth)
+        return _wrap(handler, call)
+
+
+class _Call:
+    """One call's bookkeeping, shared by the four handler shapes."""
+
+    def __init__(self, method: str, metadata: dict[str, Any], auth: TokenAuthenticator) -> None:
+        self.method = method
+        self.metadata = metadata
+        self.auth = auth
+        self.exempt = method.startswith(EXEMPT_PREFIXES)
+
+    def begin(self) -> tuple[CallContext, Any]:
+        rid = str(self.metadata.get("x-request-id", ""))
+        if not _REQUEST_ID.match(rid):
+            rid = uuid.uuid4().hex
+        authorization = str(self.metadata.get("authorization", ""))
+        # Health and reflection stay open so probes and discovery work without credentials.
+        principal = ANONYMOUS if self.exempt else self.auth.authenticate(authorization)
+        ctx = CallContext(rid, self.method, principal, authorization)
+        return ctx, set_call(ctx)
+
+    async def fail(self, context: grpc.aio.ServicerContext, ctx: CallContext | None, exc: BaseException) -> None:
+        status = _to_status(exc, self.method, ctx.request_id if ctx else "")
+        await context.abort_with_status(rpc_status.to_status(status))
+
+    def finish(self, ctx: CallContext | None, started: float, code: str) -> None:
+        if self.exempt and code == "OK":
+            return  # health probes every few seconds would drown the log
+        log.info(
+            "rpc %s code=%s duration_ms=%.2f principal=%s",
+            self.method,
+            code,
+            (time.perf_counter() - started) * 1000,
+            ctx.principal.name if ctx else "-",
+            extra={"request_id": ctx.request_id if ctx else "-"},
+        )
+
+
+def _code_name(exc: BaseException) -> str:
+    if isinstance(exc, LakehouseError):
+        return exc.code.name
+    if isinstance(exc, LakehouseClientError):
+        return exc.code.name
+    if isinstance(exc, asyncio.CancelledError):
+        return "CANCELLED"
+    return "INTERNAL"
+
+
+def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
+    if handler.unary_unary or handler.stream_unary:
+        behavior = handler.unary_unary or handler.stream_unary
+
+        async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started, ctx, token = time.perf_counter(), None, None
+            try:
+                ctx, token = call.begin()
+                response = await behavior(request, context)
+            except grpc.aio.AbortError:
+                call.finish(ctx, started, "ABORTED_BY_HANDLER")
+                raise
+            except BaseException as exc:
+                call.finish(ctx, started, _code_name(exc))
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                await call.fail(context, ctx, exc)
+                raise  # abort_with_status raises; this is never reached
+            finally:
+                if token is not None:
+                    reset_call(token)
+            call.finish(ctx, started, "OK")
+            return response
+
+        make = grpc.unary_unary_rpc_method_handler if handler.unary_unary else grpc.stream_unary_rpc_method_handler
+        return make(unary_response, handler.request_deserializer, handler.response_serializer)
+
+    behavior = handler.unary_stream or handler.stream_stream
+
+    async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        started, ctx, token = time.perf_counter(), None, None
+        try:
+            ctx, token = call.begin()
+            async for item in behavior(request, context):
+                yield item
+        except grpc.aio.AbortError:
+            call.finish(ctx, started, "ABORTED_BY_HANDLER")
+            raise
+        except BaseException as exc:
+            call.finish(ctx, started, _code_name(exc))
+            if isinstance(exc, (asyncio.CancelledError, GeneratorExit)):
+                raise
+            await call.fail(context, ctx, exc)
+        finally:
+            if token is not None:
+                reset_call(token)
+        call.finish(ctx, started, "OK")
+
+    make = grpc.unary_stream_rpc_method_handler if handler.unary_stream else grpc.stream_stream_rpc_method_handler
+    return make(stream_response, handler.request_deserializer, handler.response_serializer)
+
+
+def _domain(method: str) -> str:
+    """"/lakehouse.catalog.v1.CatalogService/GetDataset" -> "catalog.lakehouse"."""
+    parts = method.lstrip("/").split(".")
+    return f"{parts[1]}.lakehouse" if len(parts) > 2 and parts[0] == "lakehouse" else "lakehouse"
+
+
+def _from_peer(exc: LakehouseClientError) -> LakehouseError:
+    """A peer's failure keeps its code and reason; UNAVAILABLE stays retryable for our caller."""
+    error = LakehouseError(f"{exc.domain or 'peer'}: {exc.message}", reason=exc.reason or exc.code.name, retry_after_s=exc.retry_delay_s)
+    error.code = Code[exc.code.name] if exc.code.name in Code.__members__ else Code.INTERNAL
+    return error
+
+
+def _to_status(exc: BaseException, method: str, request_id: str) -> status_pb2.Status:
+    if isinstance(exc, LakehouseClientError):
+        exc = _from_peer(exc)
+    if not isinstance(exc, LakehouseError):
+        log.error("unhandled error in %s (request_id=%s)", method, request_id, exc_info=exc)
+        exc = LakehouseError(f"internal error; quote request id {request_id} when reporting it", reason="INTERNAL")
+    info = error_details_pb2.ErrorInfo(
+        reason=exc.reason, domain=_domain(method), metadata={**exc.metadata, "request_id": request_id}
+    )
+    details = [info]
+    if exc.violations:
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                    for v in exc.violations
+                ]
+            )
+        )
+    if exc.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        holder = any_pb2.Any()
+        holder.Pack(detail)
+        packed.append(holder)
+    code = exc.code if exc.code != Code.OK else Code.INTERNAL
+    return status_pb2.Status(code=code_pb2.Code.Value(code.name), message=exc.message, details=packed)

@@ -1,0 +1,65 @@
+"""Composition root: turns config and a list of service names into a running MeshServer.
+
+Built services get their domain objects; services whose contract exists but whose server is not
+part of this release answer UNIMPLEMENTED with a clear message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
+from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
+from lakehouse.query.v1 import query_service_pb2, query_service_pb2_grpc
+from lakehouse.server.catalog import servicer as catalog
+from lakehouse.server.common.app import MeshServer, ServiceBinding
+from lakehouse.server.common.auth import TokenAuthenticator
+from lakehouse.server.common.config import SERVICE_NAMES, Config
+from lakehouse.server.common.executor import BlockingExecutor
+from lakehouse.server.common.peers import PeerChannels
+from lakehouse.server.common.unimplemented import unimplemented_servicer
+from lakehouse.server.storage import servicer as storage
+from lakehouse.vector.v1 import vector_service_pb2, vector_service_pb2_grpc
+
+_PENDING = {
+    "query": (query_service_pb2, query_service_pb2_grpc, "QueryService"),
+    "vector": (vector_service_pb2, vector_service_pb2_grpc, "VectorService"),
+    "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
+    "chat": (chat_service_pb2, chat_service_pb2_grpc, "ChatService"),
+}
+
+
+def _pending_binding(name: str) -> ServiceBinding:
+    messages, stubs, service_name = _PENDING[name]
+    descriptor = messages.DESCRIPTOR.services_by_name[service_name]
+    servicer = unimplemented_servicer(
+        getattr(stubs, f"{service_name}Servicer"), descriptor, f"the {name} service is not part of this release"
+    )
+    add = getattr(stubs, f"add_{service_name}Servicer_to_server")
+    return ServiceBinding(name=name, full_name=descriptor.full_name, register=lambda server: add(servicer, server))
+
+
+def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> MeshServer:
+    """A MeshServer hosting `services` (all six by default), not yet started."""
+    unknown = [s for s in services if s not in SERVICE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
+    authenticator = TokenAuthenticator.from_config(config.auth)
+    executor = BlockingExecutor(config.server.blocking_workers)
+    server: MeshServer
+    peers = PeerChannels(config.mesh, lambda: server.address)
+    bindings = []
+    for name in services:
+        if name == "storage":
+            bindings.append(storage.build(config, executor))
+        elif name == "catalog":
+            bindings.append(catalog.build(config, executor, peers, authenticator.enabled))
+        else:
+            bindings.append(_pending_binding(name))
+
+    async def release() -> None:
+        await peers.close()
+        executor.shutdown()
+
+    server = MeshServer(config, bindings, authenticator, on_stopped=release)
+    return server
