@@ -87,7 +87,7 @@ class BaseAsyncClient:
 
     def _retrying(self, deadline: float) -> AsyncRetrying:
         policy = self._retry
-        backoff = wait_exponential_jitter(initial=policy.initial_backoff_s, max=policy.max_backoff_s)
+        backoff = wait_exponential_jitter(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.initial_backoff_s)
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None

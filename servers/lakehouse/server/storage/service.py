@@ -36,7 +36,7 @@ from lakehouse.server.storage.errors import (
     QuotaExceeded,
     SizeMismatch,
 )
-from lakehouse.server.storage.keys import RESERVED_PREFIX, check_bucket_name, check_key, check_prefix
+from lakehouse.server.storage.keys import RESERVED_PREFIX, check_bucket_name, check_key, check_local_segments, check_prefix
 
 META_PREFIX = RESERVED_PREFIX + "meta/"
 TMP_PREFIX = RESERVED_PREFIX + "tmp/"
@@ -143,7 +143,8 @@ class StorageService:
         if count and not force:
             raise BucketNotEmpty(f"bucket {name!r} holds {count} objects; pass force to delete them too")
         with self._lock:
-            bucket.fs.delete_dir_contents("", missing_dir_ok=True)
+            # A SubTreeFileSystem cannot empty its own root; empty it through the base filesystem.
+            bucket.fs.base_fs.delete_dir_contents(bucket.fs.base_path.rstrip("/"), missing_dir_ok=True)
             del self._buckets[name]
             self._save_runtime_buckets()
         return count
@@ -171,6 +172,8 @@ class StorageService:
         check_key(request.key, "header.key")
         _check_metadata(request.metadata)
         bucket = self._bucket(request.bucket or self._config.storage.default_bucket)
+        if bucket.local_root is not None:
+            check_local_segments(request.key, "header.key")
         budget = None
         if bucket.info.max_bytes:
             used = self._used_bytes(bucket, exclude_key=request.key)
@@ -218,7 +221,7 @@ class StorageService:
                 return False
             raise ObjectNotFound(bucket.info.name, key)
         bucket.fs.delete_file(key)
-        _delete_quietly(bucket.fs, META_PREFIX + key + ".json")
+        _delete_quietly(bucket.fs, _sidecar_path(key))
         return True
 
     # -- internals -----------------------------------------------------------------------------
@@ -267,7 +270,7 @@ class StorageService:
 
     def _publish(self, bucket: _Bucket, spool: Path, request: PutRequest, sha256: str, size: int) -> ObjectInfo:
         sidecar = {"sha256": sha256, "size_bytes": size, "content_type": request.content_type, "metadata": dict(request.metadata)}
-        _write_bytes(bucket.fs, META_PREFIX + request.key + ".json", json.dumps(sidecar).encode())
+        _write_bytes(bucket.fs, _sidecar_path(request.key), json.dumps(sidecar).encode())
         if bucket.local_root is not None:
             target = bucket.local_root / request.key
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -357,6 +360,11 @@ def _check_metadata(metadata: Mapping[str, str]) -> None:
             raise invalid_field("header.metadata", why, reason="INVALID_METADATA")
 
 
+def _sidecar_path(key: str) -> str:
+    # Named by a hash of the key: flat, and never longer than a file name may be, whatever the key.
+    return f"{META_PREFIX}{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+
 def _read_range(filesystem: pafs.FileSystem, key: str, start: int, end: int, chunk: int) -> Iterator[tuple[int, bytes]]:
     with filesystem.open_input_file(key) as src:
         src.seek(start)
@@ -371,7 +379,7 @@ def _read_range(filesystem: pafs.FileSystem, key: str, start: int, end: int, chu
 
 def _read_sidecar(filesystem: pafs.FileSystem, key: str) -> dict:
     try:
-        with filesystem.open_input_stream(META_PREFIX + key + ".json") as src:
+        with filesystem.open_input_stream(_sidecar_path(key)) as src:
             return json.loads(src.read())
     except (FileNotFoundError, ValueError):
         return {}
