@@ -16,6 +16,7 @@ from lakehouse.client.errors import (
     NotFoundError,
     OutOfRangeError,
     ResourceExhaustedError,
+    from_rpc_error,
 )
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
@@ -149,6 +150,29 @@ async def test_missing_header_is_invalid_argument(storage_mesh) -> None:
         await stub.PutObject(chunks_only())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in err.value.details()
+
+
+async def test_stream_without_commit_or_with_trailing_messages_stores_nothing(storage_mesh) -> None:
+    stub = pb_grpc.StorageServiceStub(storage_mesh.channel)
+
+    async def messages(*parts: pb.PutObjectRequest) -> AsyncIterator[pb.PutObjectRequest]:
+        for part in parts:
+            yield part
+
+    header = pb.PutObjectRequest(header=pb.PutObjectHeader(key="k"))
+    chunk = pb.PutObjectRequest(chunk=b"data")
+    commit = pb.PutObjectRequest(commit=pb.PutObjectCommit())
+    for parts, reason in (((header, chunk), "MISSING_COMMIT"), ((header, commit, chunk), "UNEXPECTED_MESSAGE"), ((header, header, commit), "UNEXPECTED_MESSAGE")):
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.PutObject(messages(*parts))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert from_rpc_error(err.value).reason == reason
+    assert (await storage_mesh.storage.list_objects()).objects == []
+    bad_sum = pb.PutObjectRequest(commit=pb.PutObjectCommit(sha256="f" * 64))
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.PutObject(messages(header, chunk, bad_sum))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (await storage_mesh.storage.list_objects()).objects == []
 
 
 async def test_cancelled_upload_leaves_nothing_visible(storage_mesh, tmp_path: Path) -> None:

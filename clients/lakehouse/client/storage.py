@@ -55,6 +55,7 @@ class AsyncStorageClient(BaseAsyncClient):
             yield pb.PutObjectRequest(header=header)
             async for chunk in _chunks(source):
                 yield pb.PutObjectRequest(chunk=chunk)
+            yield pb.PutObjectRequest(commit=pb.PutObjectCommit())
 
         response = await self._client_stream(self._stub.PutObject, requests(), timeout_s=timeout_s)
         return response.object

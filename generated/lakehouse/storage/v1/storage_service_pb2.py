@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*lakehouse/storage/v1/storage_service.proto\x12\x14lakehouse.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x06\x42ucket\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x34\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32#.lakehouse.storage.v1.BucketBackend\x12\x11\n\tmax_bytes\x18\x04 \x01(\x03\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x13\n\x0b\x66rom_config\x18\x06 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x02\n\nObjectInfo\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..lakehouse.storage.v1.ObjectInfo.MetadataEntry\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x12ListBucketsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x13ListBucketsResponse\x12-\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x13\x43reateBucketRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x11\n\tmax_bytes\x18\x03 \x01(\x03\"D\n\x14\x43reateBucketResponse\x12,\n\x06\x62ucket\x18\x01 \x01(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\"2\n\x13\x44\x65leteBucketRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"/\n\x14\x44\x65leteBucketResponse\x12\x17\n\x0fobjects_deleted\x18\x01 \x01(\x03\"&\n\x16GetBucketHealthRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xa6\x01\n\x17GetBucketHealthResponse\x12,\n\x06\x62ucket\x18\x01 \x01(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x10\n\x08writable\x18\x03 \x01(\x08\x12\x12\n\nused_bytes\x18\x04 \x01(\x03\x12\x14\n\x0cobject_count\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"d\n\x10PutObjectRequest\x12\x37\n\x06header\x18\x01 \x01(\x0b\x32%.lakehouse.storage.v1.PutObjectHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\x8f\x02\n\x0fPutObjectHeader\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x45\n\x08metadata\x18\x04 \x03(\x0b\x32\x33.lakehouse.storage.v1.PutObjectHeader.MetadataEntry\x12 \n\x13\x65xpected_size_bytes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0f\x65xpected_sha256\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x16\n\x14_expected_size_bytes\"E\n\x11PutObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\"c\n\x10GetObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\x12\x12\n\nchunk_size\x18\x05 \x01(\x05\"d\n\x11GetObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"0\n\x11StatObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"F\n\x12StatObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\"[\n\x12ListObjectsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x13ListObjectsResponse\x12\x31\n\x07objects\x18\x01 \x03(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x13\x44\x65leteObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x15\n\rallow_missing\x18\x03 \x01(\x08\"\'\n\x14\x44\x65leteObjectResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*`\n\rBucketBackend\x12\x1e\n\x1a\x42UCKET_BACKEND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UCKET_BACKEND_LOCAL\x10\x01\x12\x15\n\x11\x42UCKET_BACKEND_S3\x10\x02\x32\x9e\x07\n\x0eStorageService\x12\x62\n\x0bListBuckets\x12(.lakehouse.storage.v1.ListBucketsRequest\x1a).lakehouse.storage.v1.ListBucketsResponse\x12\x65\n\x0c\x43reateBucket\x12).lakehouse.storage.v1.CreateBucketRequest\x1a*.lakehouse.storage.v1.CreateBucketResponse\x12\x65\n\x0c\x44\x65leteBucket\x12).lakehouse.storage.v1.DeleteBucketRequest\x1a*.lakehouse.storage.v1.DeleteBucketResponse\x12n\n\x0fGetBucketHealth\x12,.lakehouse.storage.v1.GetBucketHealthRequest\x1a-.lakehouse.storage.v1.GetBucketHealthResponse\x12^\n\tPutObject\x12&.lakehouse.storage.v1.PutObjectRequest\x1a\'.lakehouse.storage.v1.PutObjectResponse(\x01\x12^\n\tGetObject\x12&.lakehouse.storage.v1.GetObjectRequest\x1a\'.lakehouse.storage.v1.GetObjectResponse0\x01\x12_\n\nStatObject\x12\'.lakehouse.storage.v1.StatObjectRequest\x1a(.lakehouse.storage.v1.StatObjectResponse\x12\x62\n\x0bListObjects\x12(.lakehouse.storage.v1.ListObjectsRequest\x1a).lakehouse.storage.v1.ListObjectsResponse\x12\x65\n\x0c\x44\x65leteObject\x12).lakehouse.storage.v1.DeleteObjectRequest\x1a*.lakehouse.storage.v1.DeleteObjectResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*lakehouse/storage/v1/storage_service.proto\x12\x14lakehouse.storage.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x01\n\x06\x42ucket\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x34\n\x07\x62\x61\x63kend\x18\x03 \x01(\x0e\x32#.lakehouse.storage.v1.BucketBackend\x12\x11\n\tmax_bytes\x18\x04 \x01(\x03\x12\x12\n\nis_default\x18\x05 \x01(\x08\x12\x13\n\x0b\x66rom_config\x18\x06 \x01(\x08\x12/\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x87\x02\n\nObjectInfo\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12@\n\x08metadata\x18\x06 \x03(\x0b\x32..lakehouse.storage.v1.ObjectInfo.MetadataEntry\x12/\n\x0bupdate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\";\n\x12ListBucketsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"]\n\x13ListBucketsResponse\x12-\n\x07\x62uckets\x18\x01 \x03(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"C\n\x13\x43reateBucketRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03uri\x18\x02 \x01(\t\x12\x11\n\tmax_bytes\x18\x03 \x01(\x03\"D\n\x14\x43reateBucketResponse\x12,\n\x06\x62ucket\x18\x01 \x01(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\"2\n\x13\x44\x65leteBucketRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"/\n\x14\x44\x65leteBucketResponse\x12\x17\n\x0fobjects_deleted\x18\x01 \x01(\x03\"&\n\x16GetBucketHealthRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xa6\x01\n\x17GetBucketHealthResponse\x12,\n\x06\x62ucket\x18\x01 \x01(\x0b\x32\x1c.lakehouse.storage.v1.Bucket\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\x10\n\x08writable\x18\x03 \x01(\x08\x12\x12\n\nused_bytes\x18\x04 \x01(\x03\x12\x14\n\x0cobject_count\x18\x05 \x01(\x03\x12\x0e\n\x06\x64\x65tail\x18\x06 \x01(\t\"\x9d\x01\n\x10PutObjectRequest\x12\x37\n\x06header\x18\x01 \x01(\x0b\x32%.lakehouse.storage.v1.PutObjectHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x12\x37\n\x06\x63ommit\x18\x03 \x01(\x0b\x32%.lakehouse.storage.v1.PutObjectCommitH\x00\x42\x06\n\x04part\"!\n\x0fPutObjectCommit\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x8f\x02\n\x0fPutObjectHeader\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x45\n\x08metadata\x18\x04 \x03(\x0b\x32\x33.lakehouse.storage.v1.PutObjectHeader.MetadataEntry\x12 \n\x13\x65xpected_size_bytes\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x17\n\x0f\x65xpected_sha256\x18\x06 \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x16\n\x14_expected_size_bytes\"E\n\x11PutObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\"c\n\x10GetObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x03\x12\x0e\n\x06length\x18\x04 \x01(\x03\x12\x12\n\nchunk_size\x18\x05 \x01(\x05\"d\n\x11GetObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\x12\r\n\x05\x63hunk\x18\x02 \x01(\x0c\x12\x0e\n\x06offset\x18\x03 \x01(\x03\"0\n\x11StatObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\"F\n\x12StatObjectResponse\x12\x30\n\x06object\x18\x01 \x01(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\"[\n\x12ListObjectsRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"a\n\x13ListObjectsResponse\x12\x31\n\x07objects\x18\x01 \x03(\x0b\x32 .lakehouse.storage.v1.ObjectInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"I\n\x13\x44\x65leteObjectRequest\x12\x0e\n\x06\x62ucket\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x15\n\rallow_missing\x18\x03 \x01(\x08\"\'\n\x14\x44\x65leteObjectResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*`\n\rBucketBackend\x12\x1e\n\x1a\x42UCKET_BACKEND_UNSPECIFIED\x10\x00\x12\x18\n\x14\x42UCKET_BACKEND_LOCAL\x10\x01\x12\x15\n\x11\x42UCKET_BACKEND_S3\x10\x02\x32\x9e\x07\n\x0eStorageService\x12\x62\n\x0bListBuckets\x12(.lakehouse.storage.v1.ListBucketsRequest\x1a).lakehouse.storage.v1.ListBucketsResponse\x12\x65\n\x0c\x43reateBucket\x12).lakehouse.storage.v1.CreateBucketRequest\x1a*.lakehouse.storage.v1.CreateBucketResponse\x12\x65\n\x0c\x44\x65leteBucket\x12).lakehouse.storage.v1.DeleteBucketRequest\x1a*.lakehouse.storage.v1.DeleteBucketResponse\x12n\n\x0fGetBucketHealth\x12,.lakehouse.storage.v1.GetBucketHealthRequest\x1a-.lakehouse.storage.v1.GetBucketHealthResponse\x12^\n\tPutObject\x12&.lakehouse.storage.v1.PutObjectRequest\x1a\'.lakehouse.storage.v1.PutObjectResponse(\x01\x12^\n\tGetObject\x12&.lakehouse.storage.v1.GetObjectRequest\x1a\'.lakehouse.storage.v1.GetObjectResponse0\x01\x12_\n\nStatObject\x12\'.lakehouse.storage.v1.StatObjectRequest\x1a(.lakehouse.storage.v1.StatObjectResponse\x12\x62\n\x0bListObjects\x12(.lakehouse.storage.v1.ListObjectsRequest\x1a).lakehouse.storage.v1.ListObjectsResponse\x12\x65\n\x0c\x44\x65leteObject\x12).lakehouse.storage.v1.DeleteObjectRequest\x1a*.lakehouse.storage.v1.DeleteObjectResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_OBJECTINFO_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_PUTOBJECTHEADER_METADATAENTRY']._loaded_options = None
   _globals['_PUTOBJECTHEADER_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_BUCKETBACKEND']._serialized_start=2253
-  _globals['_BUCKETBACKEND']._serialized_end=2349
+  _globals['_BUCKETBACKEND']._serialized_start=2346
+  _globals['_BUCKETBACKEND']._serialized_end=2442
   _globals['_BUCKET']._serialized_start=102
   _globals['_BUCKET']._serialized_end=300
   _globals['_OBJECTINFO']._serialized_start=303
@@ -60,30 +60,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETBUCKETHEALTHREQUEST']._serialized_end=1002
   _globals['_GETBUCKETHEALTHRESPONSE']._serialized_start=1005
   _globals['_GETBUCKETHEALTHRESPONSE']._serialized_end=1171
-  _globals['_PUTOBJECTREQUEST']._serialized_start=1173
-  _globals['_PUTOBJECTREQUEST']._serialized_end=1273
-  _globals['_PUTOBJECTHEADER']._serialized_start=1276
-  _globals['_PUTOBJECTHEADER']._serialized_end=1547
+  _globals['_PUTOBJECTREQUEST']._serialized_start=1174
+  _globals['_PUTOBJECTREQUEST']._serialized_end=1331
+  _globals['_PUTOBJECTCOMMIT']._serialized_start=1333
+  _globals['_PUTOBJECTCOMMIT']._serialized_end=1366
+  _globals['_PUTOBJECTHEADER']._serialized_start=1369
+  _globals['_PUTOBJECTHEADER']._serialized_end=1640
   _globals['_PUTOBJECTHEADER_METADATAENTRY']._serialized_start=519
   _globals['_PUTOBJECTHEADER_METADATAENTRY']._serialized_end=566
-  _globals['_PUTOBJECTRESPONSE']._serialized_start=1549
-  _globals['_PUTOBJECTRESPONSE']._serialized_end=1618
-  _globals['_GETOBJECTREQUEST']._serialized_start=1620
-  _globals['_GETOBJECTREQUEST']._serialized_end=1719
-  _globals['_GETOBJECTRESPONSE']._serialized_start=1721
-  _globals['_GETOBJECTRESPONSE']._serialized_end=1821
-  _globals['_STATOBJECTREQUEST']._serialized_start=1823
-  _globals['_STATOBJECTREQUEST']._serialized_end=1871
-  _globals['_STATOBJECTRESPONSE']._serialized_start=1873
-  _globals['_STATOBJECTRESPONSE']._serialized_end=1943
-  _globals['_LISTOBJECTSREQUEST']._serialized_start=1945
-  _globals['_LISTOBJECTSREQUEST']._serialized_end=2036
-  _globals['_LISTOBJECTSRESPONSE']._serialized_start=2038
-  _globals['_LISTOBJECTSRESPONSE']._serialized_end=2135
-  _globals['_DELETEOBJECTREQUEST']._serialized_start=2137
-  _globals['_DELETEOBJECTREQUEST']._serialized_end=2210
-  _globals['_DELETEOBJECTRESPONSE']._serialized_start=2212
-  _globals['_DELETEOBJECTRESPONSE']._serialized_end=2251
-  _globals['_STORAGESERVICE']._serialized_start=2352
-  _globals['_STORAGESERVICE']._serialized_end=3278
+  _globals['_PUTOBJECTRESPONSE']._serialized_start=1642
+  _globals['_PUTOBJECTRESPONSE']._serialized_end=1711
+  _globals['_GETOBJECTREQUEST']._serialized_start=1713
+  _globals['_GETOBJECTREQUEST']._serialized_end=1812
+  _globals['_GETOBJECTRESPONSE']._serialized_start=1814
+  _globals['_GETOBJECTRESPONSE']._serialized_end=1914
+  _globals['_STATOBJECTREQUEST']._serialized_start=1916
+  _globals['_STATOBJECTREQUEST']._serialized_end=1964
+  _globals['_STATOBJECTRESPONSE']._serialized_start=1966
+  _globals['_STATOBJECTRESPONSE']._serialized_end=2036
+  _globals['_LISTOBJECTSREQUEST']._serialized_start=2038
+  _globals['_LISTOBJECTSREQUEST']._serialized_end=2129
+  _globals['_LISTOBJECTSRESPONSE']._serialized_start=2131
+  _globals['_LISTOBJECTSRESPONSE']._serialized_end=2228
+  _globals['_DELETEOBJECTREQUEST']._serialized_start=2230
+  _globals['_DELETEOBJECTREQUEST']._serialized_end=2303
+  _globals['_DELETEOBJECTRESPONSE']._serialized_start=2305
+  _globals['_DELETEOBJECTRESPONSE']._serialized_end=2344
+  _globals['_STORAGESERVICE']._serialized_start=2445
+  _globals['_STORAGESERVICE']._serialized_end=3371
 # @@protoc_insertion_point(module_scope)

@@ -131,12 +131,20 @@ class GetBucketHealthResponse(_message.Message):
     def __init__(self, bucket: _Optional[_Union[Bucket, _Mapping]] = ..., reachable: _Optional[bool] = ..., writable: _Optional[bool] = ..., used_bytes: _Optional[int] = ..., object_count: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class PutObjectRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "commit")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     header: PutObjectHeader
     chunk: bytes
-    def __init__(self, header: _Optional[_Union[PutObjectHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    commit: PutObjectCommit
+    def __init__(self, header: _Optional[_Union[PutObjectHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., commit: _Optional[_Union[PutObjectCommit, _Mapping]] = ...) -> None: ...
+
+class PutObjectCommit(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
 
 class PutObjectHeader(_message.Message):
     __slots__ = ("bucket", "key", "content_type", "metadata", "expected_size_bytes", "expected_sha256")

@@ -131,10 +131,12 @@ class StorageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PutObject(self, request_iterator, context):
-        """Uploads an object: the first message carries the header, the following ones carry chunks.
-        The object becomes visible only when the stream completes; a failed or cancelled upload
-        leaves nothing behind.
-        Errors: INVALID_ARGUMENT/MISSING_HEADER, INVALID_ARGUMENT/INVALID_OBJECT_KEY,
+        """Uploads an object: the first message carries the header, the following ones carry chunks,
+        and the last one is `commit`. The object becomes visible only after the commit message; a
+        stream that ends without it (a failed or cancelled client looks like that to the server) is
+        discarded and leaves nothing behind.
+        Errors: INVALID_ARGUMENT/MISSING_HEADER, INVALID_ARGUMENT/MISSING_COMMIT,
+        INVALID_ARGUMENT/UNEXPECTED_MESSAGE, INVALID_ARGUMENT/INVALID_OBJECT_KEY,
         NOT_FOUND/BUCKET_NOT_FOUND, RESOURCE_EXHAUSTED/BUCKET_QUOTA_EXCEEDED,
         FAILED_PRECONDITION/CHECKSUM_MISMATCH, FAILED_PRECONDITION/SIZE_MISMATCH.
         """

@@ -21,7 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from lakehouse.client.errors import LakehouseClientError
-from lakehouse.server.common.auth import Principal, TokenAuthenticator
+from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.context import CallContext, reset_call, set_call
 from lakehouse.server.common.errors import Code, LakehouseError
 
@@ -29,7 +29,6 @@ log = logging.getLogger("lakehouse.rpc")
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
-ANONYMOUS = Principal(name="anonymous", role="none")
 
 
 class ServerCallInterceptor(grpc.aio.ServerInterceptor):
@@ -44,9 +43,11 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
         method = handler_call_details.method
+        if handler is None or method.startswith(EXEMPT_PREFIXES):
+            # Health and reflection stay open, unlogged and untouched so probes and discovery
+            # work without credentials.
+            return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
         call = _Call(method, metadata, self._auth)
         return _wrap(handler, call)
@@ -59,16 +60,13 @@ class _Call:
         self.method = method
         self.metadata = metadata
         self.auth = auth
-        self.exempt = method.startswith(EXEMPT_PREFIXES)
 
     def begin(self) -> tuple[CallContext, Any]:
         rid = str(self.metadata.get("x-request-id", ""))
         if not _REQUEST_ID.match(rid):
             rid = uuid.uuid4().hex
         authorization = str(self.metadata.get("authorization", ""))
-        # Health and reflection stay open so probes and discovery work without credentials.
-        principal = ANONYMOUS if self.exempt else self.auth.authenticate(authorization)
-        ctx = CallContext(rid, self.method, principal, authorization)
+        ctx = CallContext(rid, self.method, self.auth.authenticate(authorization), authorization)
         return ctx, set_call(ctx)
 
     async def fail(self, context: grpc.aio.ServicerContext, ctx: CallContext | None, exc: BaseException) -> None:
@@ -76,8 +74,6 @@ class _Call:
         await context.abort_with_status(rpc_status.to_status(status))
 
     def finish(self, ctx: CallContext | None, started: float, code: str) -> None:
-        if self.exempt and code == "OK":
-            return  # health probes every few seconds would drown the log
         log.info(
             "rpc %s code=%s duration_ms=%.2f principal=%s",
             self.method,
@@ -131,8 +127,12 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
         started, ctx, token = time.perf_counter(), None, None
         try:
             ctx, token = call.begin()
-            async for item in behavior(request, context):
-                yield item
+            result = behavior(request, context)
+            if hasattr(result, "__aiter__"):
+                async for item in result:
+                    yield item
+            else:  # a handler that writes with context.write() and returns nothing
+                await result
         except grpc.aio.AbortError:
             call.finish(ctx, started, "ABORTED_BY_HANDLER")
             raise

@@ -334,14 +334,16 @@ class PutSession:
         self._hash.update(chunk)
         self._file.write(chunk)
 
-    def commit(self) -> ObjectInfo:
+    def commit(self, final_sha256: str = "") -> ObjectInfo:
+        """Checks size and checksums, then publishes the spool as the object."""
         self._file.close()
         request = self._request
         if request.expected_size_bytes is not None and self.size != request.expected_size_bytes:
             raise SizeMismatch(f"received {self.size} bytes, expected_size_bytes={request.expected_size_bytes}")
         digest = self._hash.hexdigest()
-        if request.expected_sha256 and digest != request.expected_sha256.lower():
-            raise ChecksumMismatch(f"content SHA-256 is {digest}, expected_sha256 was {request.expected_sha256}")
+        for field, expected in (("header.expected_sha256", request.expected_sha256), ("commit.sha256", final_sha256)):
+            if expected and digest != expected.lower():
+                raise ChecksumMismatch(f"content SHA-256 is {digest}, {field} was {expected}")
         return self._service._publish(self._bucket, self._spool, request, digest, self.size)
 
     def abort(self) -> None:

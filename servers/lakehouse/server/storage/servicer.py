@@ -90,14 +90,31 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         )
         session = await self._run(self._svc.begin_put, put)
         try:
-            async for message in request_iterator:
-                if message.WhichOneof("part") != "chunk":
-                    raise invalid_field("header", "only the first message may carry a header", reason="DUPLICATE_HEADER")
-                await self._run(session.write, message.chunk)
-            info = await self._run(session.commit)
+            commit = await self._receive_chunks(request_iterator, session)
+            info = await self._run(session.commit, commit.sha256)
         finally:
             session.abort()  # after a commit the spool is already gone; otherwise nothing is kept
         return pb.PutObjectResponse(object=object_pb(info))
+
+    async def _receive_chunks(
+        self, request_iterator: AsyncIterator[pb.PutObjectRequest], session: domain.PutSession
+    ) -> pb.PutObjectCommit:
+        """Writes chunks to the spool until the commit message; anything else is refused.
+
+        A cancelled client looks to the server like a stream that simply ended, so only an
+        explicit commit makes an upload visible.
+        """
+        async for message in request_iterator:
+            part = message.WhichOneof("part")
+            if part == "chunk":
+                await self._run(session.write, message.chunk)
+            elif part == "commit":
+                if await anext(aiter(request_iterator), None) is not None:
+                    raise invalid_field("commit", "must be the last message of the stream", reason="UNEXPECTED_MESSAGE")
+                return message.commit
+            else:
+                raise invalid_field("header", "only the first message may carry a header", reason="UNEXPECTED_MESSAGE")
+        raise invalid_field("commit", "the stream ended without a commit message; nothing was stored", reason="MISSING_COMMIT")
 
     async def GetObject(self, request: pb.GetObjectRequest, context: Any) -> AsyncIterator[pb.GetObjectResponse]:
         if request.chunk_size < 0:

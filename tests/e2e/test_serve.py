@@ -1,0 +1,518 @@
+"""`lakehouse serve` as a separate process, seen from outside: reflection and calls through
+`buf curl`, generated stubs, the CLI, restarts, SIGTERM drains, tokens and split deployments."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import message_factory
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lakehouse.catalog.v1 import catalog_service_pb2 as catalog_pb
+from lakehouse.catalog.v1 import catalog_service_pb2_grpc as catalog_grpc
+from lakehouse.chat.v1 import chat_service_pb2
+from lakehouse.memory.v1 import memory_service_pb2
+from lakehouse.query.v1 import query_service_pb2
+from lakehouse.storage.v1 import storage_service_pb2 as storage_pb
+from lakehouse.storage.v1 import storage_service_pb2_grpc as storage_grpc
+from lakehouse.vector.v1 import vector_service_pb2
+from tests.e2e.arrowdata import create_dataset
+from tests.e2e.harness import (
+    PROBE_UNIMPLEMENTED,
+    ServerProcess,
+    buf_curl,
+    buf_error,
+    buf_error_info,
+    buf_path,
+    clean_env,
+    lakehouse_command,
+    run_cli,
+    running,
+    start_server,
+    status_details,
+    write_config,
+)
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = {
+    "lakehouse.storage.v1.StorageService",
+    "lakehouse.catalog.v1.CatalogService",
+    "lakehouse.query.v1.QueryService",
+    "lakehouse.vector.v1.VectorService",
+    "lakehouse.memory.v1.MemoryService",
+    "lakehouse.chat.v1.ChatService",
+}
+HEALTH = "grpc.health.v1.Health"
+CATALOG_DATASET_RPCS = (
+    "CreateDataset",
+    "GetDataset",
+    "ListDatasets",
+    "UpdateDataset",
+    "DeleteDataset",
+    "RegisterDatasetVersion",
+    "GetDatasetHistory",
+    "SetColumnSensitivity",
+    "ListEvents",
+    "WhoAmI",
+)
+UNBUILT = {
+    "query": query_service_pb2.DESCRIPTOR.services_by_name["QueryService"],
+    "vector": vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"],
+    "memory": memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
+    "chat": chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"],
+}
+STORAGE = storage_pb.DESCRIPTOR.services_by_name["StorageService"]
+CATALOG = catalog_pb.DESCRIPTOR.services_by_name["CatalogService"]
+
+
+def health_check(address: str, service: str = "", metadata: tuple[tuple[str, str], ...] = ()) -> int:
+    with grpc.insecure_channel(address) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=5, metadata=metadata).status
+
+
+def whoami(address: str, token: str | None) -> catalog_pb.WhoAmIResponse:
+    metadata = (("authorization", f"Bearer {token}"),) if token is not None else ()
+    with grpc.insecure_channel(address) as channel:
+        return catalog_grpc.CatalogServiceStub(channel).WhoAmI(catalog_pb.WhoAmIRequest(), timeout=10, metadata=metadata)
+
+
+def listed_services(address: str) -> set[str]:
+    result = buf_curl(address, "--list-services")
+    assert result.code == 0, str(result)
+    return set(result.stdout.split())
+
+
+# -- reflection and health through buf curl ------------------------------------------------------
+
+
+def test_reflection_lists_every_service_and_health(mesh: ServerProcess) -> None:
+    services = listed_services(mesh.address)
+    assert services >= {*SERVICES, HEALTH}
+
+
+def test_reflection_lists_methods(mesh: ServerProcess) -> None:
+    result = buf_curl(mesh.address, "--list-methods")
+    assert result.code == 0, str(result)
+    methods = set(result.stdout.split())
+    assert "lakehouse.catalog.v1.CatalogService/GetDataset" in methods
+    assert "lakehouse.storage.v1.StorageService/PutObject" in methods
+    assert "lakehouse.query.v1.QueryService/Query" in methods
+    assert "grpc.health.v1.Health/Check" in methods
+
+
+def test_health_of_a_service_through_buf_curl(mesh: ServerProcess) -> None:
+    result = buf_curl(mesh.address, method="grpc.health.v1.Health/Check", data={"service": "lakehouse.catalog.v1.CatalogService"})
+    assert result.code == 0, str(result)
+    assert '"status": "SERVING"' in result.stdout
+
+
+def test_overall_health_through_generated_stub(mesh: ServerProcess) -> None:
+    assert health_check(mesh.address) == health_pb2.HealthCheckResponse.SERVING
+    for service in SERVICES:
+        assert health_check(mesh.address, service) == health_pb2.HealthCheckResponse.SERVING, service
+
+
+# -- a catalog round trip: stubs in, buf curl out -------------------------------------------------
+
+
+def test_dataset_created_with_stubs_is_read_back_through_buf_curl(mesh: ServerProcess) -> None:
+    created = create_dataset(mesh.address, "workers")
+    assert created.created
+    assert uuid.UUID(created.dataset.id).version == 5
+
+    result = buf_curl(mesh.address, method="lakehouse.catalog.v1.CatalogService/GetDataset", data={"dataset": "workers"})
+    assert result.code == 0, str(result)
+    dataset = json.loads(result.stdout)["dataset"]
+    assert dataset["name"] == "workers"
+    assert dataset["id"] == created.dataset.id
+    columns = {c["name"]: c for c in dataset["columns"]}
+    assert set(columns) == {"id", "email"}
+    assert columns["email"]["pii"] == ["PII_KIND_EMAIL"]
+    assert columns["email"]["sensitivitySource"] == "SENSITIVITY_SOURCE_DETECTED"
+    assert "pii" not in columns["id"]  # proto3 JSON leaves out an empty list
+
+
+def test_missing_dataset_through_buf_curl_is_not_found_with_error_info(mesh: ServerProcess) -> None:
+    result = buf_curl(mesh.address, method="lakehouse.catalog.v1.CatalogService/GetDataset", data={"dataset": "no_such_dataset"})
+    error = buf_error(result)
+    assert error["code"] == "not_found"
+    assert "no_such_dataset" in str(error["message"])
+    info = buf_error_info(error)
+    assert info.reason == "DATASET_NOT_FOUND"
+    assert info.domain == "catalog.lakehouse"
+    assert info.metadata["request_id"]
+
+
+# -- unbuilt services -------------------------------------------------------------------------
+
+
+def _names_method(message: str, service: str, method: str) -> bool:
+    return f"{service}/{method}" in message or f"{service}.{method}" in message
+
+
+def test_unbuilt_rpc_through_buf_curl_is_unimplemented_and_names_the_method(mesh: ServerProcess) -> None:
+    result = buf_curl(mesh.address, method="lakehouse.query.v1.QueryService/Query", data={})
+    error = buf_error(result)
+    assert error["code"] == "unimplemented"
+    assert _names_method(str(error["message"]), "lakehouse.query.v1.QueryService", "Query"), error
+    assert buf_error_info(error).reason == "NOT_IMPLEMENTED"
+    assert "data" not in result.stdout  # no fake result rows alongside the error
+
+
+def _call(channel: grpc.Channel, service: str, method: object) -> object:
+    """Calls any method with an empty request, whatever its streaming shape."""
+    request = message_factory.GetMessageClass(method.input_type)()  # type: ignore[attr-defined]
+    response = message_factory.GetMessageClass(method.output_type)  # type: ignore[attr-defined]
+    path = f"/{service}/{method.name}"  # type: ignore[attr-defined]
+    kwargs = {"request_serializer": type(request).SerializeToString, "response_deserializer": response.FromString}
+    client_streaming, server_streaming = method.client_streaming, method.server_streaming  # type: ignore[attr-defined]
+    if client_streaming and server_streaming:
+        return list(channel.stream_stream(path, **kwargs)(iter([request]), timeout=10))
+    if client_streaming:
+        return channel.stream_unary(path, **kwargs)(iter([request]), timeout=10)
+    if server_streaming:
+        return list(channel.unary_stream(path, **kwargs)(request, timeout=10))
+    return channel.unary_unary(path, **kwargs)(request, timeout=10)
+
+
+@pytest.mark.parametrize("name", sorted(UNBUILT))
+def test_every_rpc_of_an_unbuilt_service_is_unimplemented(mesh: ServerProcess, name: str) -> None:
+    service = UNBUILT[name]
+    with grpc.insecure_channel(mesh.address) as channel:
+        for method in service.methods:
+            with pytest.raises(grpc.RpcError) as caught:
+                _call(channel, service.full_name, method)
+            error = caught.value
+            assert error.code() == grpc.StatusCode.UNIMPLEMENTED, (method.full_name, error.code(), error.details())
+            assert _names_method(error.details(), service.full_name, method.name), error.details()
+            info, _ = status_details(error)
+            assert info is not None and info.reason == "NOT_IMPLEMENTED", method.full_name
+            assert info.domain == f"{name}.lakehouse"
+
+
+def test_probe_finds_every_storage_and_catalog_dataset_rpc_answering(mesh: ServerProcess) -> None:
+    assert PROBE_UNIMPLEMENTED.exists(), f"{PROBE_UNIMPLEMENTED} is missing"
+    proc = subprocess.run(
+        [str(PROBE_UNIMPLEMENTED), mesh.address, str(buf_path())], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    summary = re.fullmatch(r"(\d+)/(\d+) lakehouse methods answer something other than UNIMPLEMENTED", lines[-1])
+    assert summary, proc.stdout
+    answering, total = int(summary[1]), int(summary[2])
+    unimplemented = {line.removeprefix("UNIMPLEMENTED ") for line in lines[:-1] if line.startswith("UNIMPLEMENTED ")}
+
+    everything = {f"{s.full_name}/{m.name}" for s in (STORAGE, CATALOG, *UNBUILT.values()) for m in s.methods}
+    built = {f"{STORAGE.full_name}/{m.name}" for m in STORAGE.methods} | {f"{CATALOG.full_name}/{m}" for m in CATALOG_DATASET_RPCS}
+    assert total == len(everything)
+    assert not unimplemented & built, f"these should answer: {sorted(unimplemented & built)}"
+    assert answering == total - len(unimplemented)
+    assert answering >= len(built)
+    assert all(m.startswith(("lakehouse.query.", "lakehouse.vector.", "lakehouse.memory.", "lakehouse.chat.", "lakehouse.catalog.")) for m in unimplemented)
+    # The probe sends `{}` to every RPC; the server must still be healthy afterwards.
+    assert health_check(mesh.address) == health_pb2.HealthCheckResponse.SERVING
+
+
+# -- restart ----------------------------------------------------------------------------------
+
+
+def test_restart_on_the_same_data_dir_loses_nothing(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "lakehouse.toml", "[server]\ngrace_period_s = 5\n")
+    payload = tmp_path / "report.bin"
+    payload.write_bytes(bytes(range(256)) * 4096)  # 1 MiB: more than one chunk
+    sha = hashlib.sha256(payload.read_bytes()).hexdigest()
+    csv = tmp_path / "people.csv"
+    csv.write_text("id,email\n1,ann@example.com\n2,bob@example.org\n")
+
+    first = start_server(tmp_path, config=config)
+    try:
+        put = run_cli("objects", "put", str(payload), "reports/report.bin", cwd=tmp_path, address=first.address)
+        assert put.code == 0, str(put)
+        created = run_cli("datasets", "create", "people", "--schema-from", str(csv), cwd=tmp_path, address=first.address)
+        assert created.code == 0, str(created)
+        created_id = re.search(r"id ([0-9a-f-]{36})", created.stdout)
+        assert created_id, created.stdout
+    except BaseException:
+        first.kill()
+        raise
+    assert first.stop() == 0, first.stderr
+
+    with running(tmp_path, config=config, data_dir=first.data_dir, port=first.port) as again:
+        stat = run_cli("objects", "stat", "reports/report.bin", cwd=tmp_path, address=again.address)
+        assert stat.code == 0, str(stat)
+        assert sha in stat.stdout and f"{1024 * 1024} bytes" in stat.stdout
+
+        out = tmp_path / "copy.bin"
+        get = run_cli("objects", "get", "reports/report.bin", "-o", str(out), cwd=tmp_path, address=again.address)
+        assert get.code == 0, str(get)
+        assert out.read_bytes() == payload.read_bytes()
+
+        shown = run_cli("datasets", "get", "people", cwd=tmp_path, address=again.address)
+        assert shown.code == 0, str(shown)
+        assert created_id[1] in shown.stdout
+        assert re.search(r"email\s.*\semail", shown.stdout), shown.stdout  # the PII tag survived too
+
+        events = run_cli("events", cwd=tmp_path, address=again.address)
+        assert events.code == 0, str(events)
+        assert re.search(r"dataset:people\s.*\screate", events.stdout), events.stdout
+
+
+# -- SIGTERM drain ----------------------------------------------------------------------------
+
+
+def test_sigterm_drains_an_in_flight_upload_then_exits_zero(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "lakehouse.toml", "[server]\ngrace_period_s = 5\n")
+    server = start_server(tmp_path, config=config)
+    chunks = [bytes([i]) * 64 * 1024 for i in range(12)]
+    first_chunk_sent = threading.Event()
+    sigterm_at: list[float] = []
+    sent_after_sigterm: list[int] = []
+
+    def upload() -> Iterator[storage_pb.PutObjectRequest]:
+        yield storage_pb.PutObjectRequest(header=storage_pb.PutObjectHeader(key="slow/upload.bin", content_type="application/octet-stream"))
+        for i, chunk in enumerate(chunks):
+            yield storage_pb.PutObjectRequest(chunk=chunk)
+            if sigterm_at:
+                sent_after_sigterm.append(i)
+            first_chunk_sent.set()
+            time.sleep(0.1)
+
+    channel = grpc.insecure_channel(server.address)
+    try:
+        future = storage_grpc.StorageServiceStub(channel).PutObject.future(upload(), timeout=30)
+        assert first_chunk_sent.wait(10), f"the upload never started:\n{server.stderr}"
+        sigterm_at.append(time.monotonic())
+        server.terminate()
+
+        # Probes see the drain: NOT_SERVING, or the port no longer takes new calls.
+        seen: object = None
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                seen = health_pb2.HealthCheckResponse.ServingStatus.Name(server.health(timeout_s=0.5))
+            except grpc.RpcError as exc:
+                seen = exc.code()
+            if seen != "SERVING":
+                break
+            time.sleep(0.02)
+        assert seen in ("NOT_SERVING", grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED), seen
+
+        response = future.result(timeout=15)
+    except BaseException:
+        server.kill()
+        raise
+    finally:
+        channel.close()
+    data = b"".join(chunks)
+    assert sent_after_sigterm, "the upload finished before SIGTERM: nothing was drained"
+    assert response.object.key == "slow/upload.bin"
+    assert response.object.size_bytes == len(data)
+    assert response.object.sha256 == hashlib.sha256(data).hexdigest()
+    assert server.stop() == 0, server.stderr
+    assert "draining" in server.stderr
+
+
+# -- authentication ---------------------------------------------------------------------------
+
+TOKEN = "e2e-" + uuid.uuid4().hex
+ROTATED_TOKEN = "e2e-rotated-" + uuid.uuid4().hex
+WRONG_TOKEN = "e2e-wrong-" + uuid.uuid4().hex
+
+
+@pytest.fixture(scope="module")
+def auth_mesh(workdir: Path) -> Iterator[ServerProcess]:
+    """A server with two tokens for `ops`: one from $E2E_TOKEN, one stored as its SHA-256."""
+    config = write_config(
+        workdir / "auth" / "lakehouse.toml",
+        f"""\
+[server]
+grace_period_s = 5
+log_level = "DEBUG"
+
+[[auth.tokens]]
+principal = "ops"
+role = "admin"
+env = "E2E_TOKEN"
+
+[[auth.tokens]]
+principal = "ops"
+role = "admin"
+sha256 = "{hashlib.sha256(ROTATED_TOKEN.encode()).hexdigest()}"
+""",
+    )
+    with running(workdir / "auth", config=config, env={"E2E_TOKEN": TOKEN}) as server:
+        yield server
+
+
+def test_call_without_token_is_unauthenticated_missing_token(auth_mesh: ServerProcess) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        whoami(auth_mesh.address, None)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    info, _ = status_details(caught.value)
+    assert info is not None and info.reason == "MISSING_TOKEN"
+
+    result = buf_curl(auth_mesh.address, method="lakehouse.catalog.v1.CatalogService/ListDatasets", data={})
+    error = buf_error(result)
+    assert error["code"] == "unauthenticated"
+    assert buf_error_info(error).reason == "MISSING_TOKEN"
+
+
+def test_call_with_wrong_token_is_unauthenticated_invalid_token(auth_mesh: ServerProcess) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        whoami(auth_mesh.address, WRONG_TOKEN)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    info, _ = status_details(caught.value)
+    assert info is not None and info.reason == "INVALID_TOKEN"
+
+    cli = run_cli("whoami", "--token", WRONG_TOKEN, cwd=auth_mesh.workdir, address=auth_mesh.address)
+    assert cli.code == 1, str(cli)
+    assert "UNAUTHENTICATED" in cli.stderr and "INVALID_TOKEN" in cli.stderr
+
+
+def test_right_token_works_from_flag_env_and_buf_curl(auth_mesh: ServerProcess) -> None:
+    reply = whoami(auth_mesh.address, TOKEN)
+    assert (reply.principal, reply.role, reply.auth_enabled) == ("ops", "admin", True)
+
+    flag = run_cli("whoami", "--token", TOKEN, cwd=auth_mesh.workdir, address=auth_mesh.address)
+    assert flag.code == 0, str(flag)
+    assert re.search(r"principal\s*│\s*ops\b", flag.stdout), flag.stdout
+    assert re.search(r"role\s*│\s*admin\b", flag.stdout), flag.stdout
+    assert re.search(r"auth\s*│\s*on\b", flag.stdout), flag.stdout
+
+    env = run_cli("whoami", cwd=auth_mesh.workdir, address=auth_mesh.address, env={"LAKEHOUSE_TOKEN": TOKEN})
+    assert env.code == 0, str(env)
+    assert re.search(r"principal\s*│\s*ops\b", env.stdout), env.stdout
+
+    listed = run_cli("datasets", "list", cwd=auth_mesh.workdir, address=auth_mesh.address, env={"LAKEHOUSE_TOKEN": TOKEN})
+    assert listed.code == 0, str(listed)
+
+    curl = buf_curl(auth_mesh.address, method="lakehouse.catalog.v1.CatalogService/WhoAmI", data={}, headers=[f"Authorization: Bearer {TOKEN}"])
+    assert curl.code == 0, str(curl)
+    assert '"principal": "ops"' in curl.stdout
+
+
+def test_rotated_token_for_the_same_principal_works(auth_mesh: ServerProcess) -> None:
+    reply = whoami(auth_mesh.address, ROTATED_TOKEN)
+    assert (reply.principal, reply.role) == ("ops", "admin")
+    cli = run_cli("whoami", "--token", ROTATED_TOKEN, cwd=auth_mesh.workdir, address=auth_mesh.address)
+    assert cli.code == 0, str(cli)
+    assert re.search(r"principal\s*│\s*ops\b", cli.stdout), cli.stdout
+
+
+def test_health_needs_no_token(auth_mesh: ServerProcess) -> None:
+    assert health_check(auth_mesh.address) == health_pb2.HealthCheckResponse.SERVING
+    curl = buf_curl(auth_mesh.address, method="grpc.health.v1.Health/Check", data={"service": "lakehouse.storage.v1.StorageService"})
+    assert curl.code == 0, str(curl)
+    assert '"status": "SERVING"' in curl.stdout
+    cli = run_cli("health", cwd=auth_mesh.workdir, address=auth_mesh.address)
+    assert cli.code == 0, str(cli)
+    assert "SERVING" in cli.stdout
+    assert buf_curl(auth_mesh.address, "--list-services").code == 0  # reflection stays open too
+
+
+def test_tokens_never_reach_the_server_log(auth_mesh: ServerProcess) -> None:
+    for token in (TOKEN, ROTATED_TOKEN, WRONG_TOKEN, None):
+        try:
+            whoami(auth_mesh.address, token)
+        except grpc.RpcError:
+            pass
+    create_dataset(auth_mesh.address, "audited", metadata=[("authorization", f"Bearer {TOKEN}")])
+    time.sleep(0.2)  # let the log lines of those calls reach the file
+    log = auth_mesh.stderr
+    assert "principal=ops" in log, log  # the calls were logged ...
+    for secret in (TOKEN, ROTATED_TOKEN, WRONG_TOKEN):
+        assert secret not in log  # ... without the tokens
+        assert secret[4:] not in log
+
+
+# -- refusing to start ------------------------------------------------------------------------
+
+
+def _serve_expecting_failure(tmp_path: Path, config_text: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    config = write_config(tmp_path / "lakehouse.toml", config_text)
+    args = [*lakehouse_command(), "serve", "--config", str(config), "--port", str(free_port()), "--data-dir", str(tmp_path / "data")]
+    try:
+        proc = subprocess.run(args, cwd=tmp_path, env=clean_env(env), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20, check=False)
+    except subprocess.TimeoutExpired as exc:  # run() has already killed it
+        raise AssertionError(f"lakehouse serve kept running with a config it should refuse:\n{exc.stderr!r}") from None
+    assert proc.returncode != 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc, config
+
+
+def test_public_bind_without_tokens_is_refused(tmp_path: Path) -> None:
+    proc, _ = _serve_expecting_failure(tmp_path, '[server]\nhost = "0.0.0.0"\n')
+    assert "[auth]" in proc.stderr and "tokens" in proc.stderr, proc.stderr
+    assert "0.0.0.0" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("[server]\nprot = 50051\n", "server.prot", "unknown key"),
+        ('[server]\nport = "fifty"\n', "server.port", "valid integer"),
+        ("[server]\ngrace_period_s = -1\n", "server.grace_period_s", "greater than or equal to 0"),
+        ('[[auth.tokens]]\nprincipal = "ops"\nrole = "root"\nenv = "X"\n', "auth.tokens.0.role", "'admin'"),
+    ],
+    ids=["unknown-key", "not-an-int", "negative", "bad-role"],
+)
+def test_bad_config_is_refused_with_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    proc, config = _serve_expecting_failure(tmp_path, text)
+    line = next((ln for ln in proc.stderr.splitlines() if key in ln), "")
+    assert str(config) in line, proc.stderr
+    assert reason in line, proc.stderr
+
+
+def test_token_from_an_unset_variable_is_refused(tmp_path: Path) -> None:
+    proc, _ = _serve_expecting_failure(tmp_path, '[[auth.tokens]]\nprincipal = "ops"\nenv = "E2E_UNSET_TOKEN_VARIABLE"\n')
+    assert "E2E_UNSET_TOKEN_VARIABLE" in proc.stderr, proc.stderr
+
+
+# -- one service per process ------------------------------------------------------------------
+
+
+def test_catalog_and_storage_in_separate_processes(tmp_path: Path) -> None:
+    storage_port = free_port()
+    config = write_config(
+        tmp_path / "lakehouse.toml",
+        f'[server]\ngrace_period_s = 5\n\n[mesh]\nstorage = "127.0.0.1:{storage_port}"\ntimeout_s = 5\n',
+    )
+    data_dir = tmp_path / "data"
+    with (
+        running(tmp_path / "storage", config=config, data_dir=data_dir, services=["storage"], port=storage_port) as storage,
+        running(tmp_path / "catalog", config=config, data_dir=data_dir, services=["catalog"]) as catalog,
+    ):
+        on_catalog = listed_services(catalog.address)
+        assert "lakehouse.catalog.v1.CatalogService" in on_catalog
+        assert "lakehouse.storage.v1.StorageService" not in on_catalog
+        assert not on_catalog & (SERVICES - {"lakehouse.catalog.v1.CatalogService"})
+        on_storage = listed_services(storage.address)
+        assert "lakehouse.storage.v1.StorageService" in on_storage
+        assert "lakehouse.catalog.v1.CatalogService" not in on_storage
+
+        with pytest.raises(grpc.RpcError) as caught:
+            create_dataset(catalog.address, "elsewhere", bucket="nope")
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND, caught.value.details()
+        info, _ = status_details(caught.value)
+        assert info is not None and info.reason == "BUCKET_NOT_FOUND"
+
+        created = create_dataset(catalog.address, "workers", bucket="default")
+        assert created.created and created.dataset.bucket == "default"
+        assert created.dataset.columns[1].pii == [catalog_pb.PII_KIND_EMAIL]
+
+        time.sleep(0.2)
+        # The bucket checks reached the storage process over gRPC.
+        assert "rpc /lakehouse.storage.v1.StorageService/ListObjects code=NOT_FOUND" in storage.stderr, storage.stderr
+        assert "rpc /lakehouse.storage.v1.StorageService/ListObjects code=OK" in storage.stderr, storage.stderr
