@@ -17,7 +17,9 @@ from lakehouse.server.catalog.service import DATASET_ID_NAMESPACE
 from tests.conftest import MeshFactory
 from tests.support.mesh import Backends
 
-WORKERS = pa.schema([("worker_id", pa.int64()), ("email", pa.string()), ("hourly_rate", pa.float64()), ("notes", pa.string())])
+WORKERS = pa.schema(
+    [("worker_id", pa.int64()), ("email", pa.string()), ("hourly_rate", pa.float64()), ("notes", pa.string())]
+)
 SAMPLE = pa.table(
     {
         "worker_id": [1, 2, 3],
@@ -37,7 +39,16 @@ def pii_of(dataset: pb.Dataset) -> dict[str, list[str]]:
     return {c.name: [pb.PiiKind.Name(k) for k in c.pii] for c in dataset.columns}
 
 
-def version_request(dataset: str, table_version: int, rows: int, *, schema: pa.Schema = WORKERS, sha: str = "", operation: int = pb.VERSION_OPERATION_APPEND, reference: str = "upload://workers.csv") -> pb.RegisterDatasetVersionRequest:
+def version_request(
+    dataset: str,
+    table_version: int,
+    rows: int,
+    *,
+    schema: pa.Schema = WORKERS,
+    sha: str = "",
+    operation: int = pb.VERSION_OPERATION_APPEND,
+    reference: str = "upload://workers.csv",
+) -> pb.RegisterDatasetVersionRequest:
     return pb.RegisterDatasetVersionRequest(
         dataset=dataset,
         table_version=table_version,
@@ -52,11 +63,18 @@ def version_request(dataset: str, table_version: int, rows: int, *, schema: pa.S
 
 
 async def test_create_registers_with_stable_id_pii_tags_and_first_version(catalog_mesh) -> None:
-    created = await catalog_mesh.catalog.create_dataset("workers", WORKERS, description="staff", owner="ops", tags=["hr", "staffing"], sample=SAMPLE)
+    created = await catalog_mesh.catalog.create_dataset(
+        "workers", WORKERS, description="staff", owner="ops", tags=["hr", "staffing"], sample=SAMPLE
+    )
     d = created.dataset
     assert created.created
     assert d.id == str(uuid.uuid5(DATASET_ID_NAMESPACE, "workers"))
-    assert (d.bucket, d.location, d.current_version, list(d.tags)) == ("default", "datasets/workers", 1, ["hr", "staffing"])
+    assert (d.bucket, d.location, d.current_version, list(d.tags)) == (
+        "default",
+        "datasets/workers",
+        1,
+        ["hr", "staffing"],
+    )
     assert pii_of(d) == {"worker_id": [], "email": ["PII_KIND_EMAIL"], "hourly_rate": ["PII_KIND_SALARY"], "notes": []}
     assert pa.ipc.open_stream(d.schema.arrow_ipc).schema.equals(WORKERS)
     by_id = await catalog_mesh.catalog.get_dataset(d.id)
@@ -114,7 +132,9 @@ async def test_longest_allowed_name_is_accepted(catalog_mesh) -> None:
 
 
 async def test_bad_schemas_are_refused(catalog_mesh) -> None:
-    stub_request = pb.CreateDatasetRequest(dataset=pb.Dataset(name="broken", schema=arrow_pb2.ArrowSchema(arrow_ipc=b"not arrow")))
+    stub_request = pb.CreateDatasetRequest(
+        dataset=pb.Dataset(name="broken", schema=arrow_pb2.ArrowSchema(arrow_ipc=b"not arrow"))
+    )
     with pytest.raises(InvalidArgumentError) as err:
         await catalog_mesh.catalog._unary(catalog_mesh.catalog._stub.CreateDataset, stub_request)
     assert (err.value.reason, err.value.violations[0].field) == ("INVALID_SCHEMA", "dataset.schema")
@@ -134,7 +154,11 @@ async def test_versions_record_rows_files_lineage_and_refuse_duplicates(catalog_
     c = catalog_mesh.catalog
     await c.create_dataset("workers", WORKERS)
     sha = "ab" * 32
-    first = await c.register_version(version_request("workers", 0, 3, sha=sha, reference="postgresql://etl:hunter2@db.internal:5432/hr?sslmode=require"))
+    first = await c.register_version(
+        version_request(
+            "workers", 0, 3, sha=sha, reference="postgresql://etl:hunter2@db.internal:5432/hr?sslmode=require"
+        )
+    )
     assert not first.duplicate
     assert (first.version.version, first.version.table_version, first.dataset.row_count) == (2, 0, 3)
     assert "hunter2" not in first.version.lineage.source_reference
@@ -151,7 +175,11 @@ async def test_versions_record_rows_files_lineage_and_refuse_duplicates(catalog_
     assert err.value.reason == "TABLE_VERSION_NOT_NEWER"
 
     history = (await c.history("workers")).versions
-    assert [(v.version, v.row_count, list(v.files)) for v in history] == [(3, 6, ["part-1.parquet"]), (2, 3, ["part-0.parquet"]), (1, 0, [])]
+    assert [(v.version, v.row_count, list(v.files)) for v in history] == [
+        (3, 6, ["part-1.parquet"]),
+        (2, 3, ["part-0.parquet"]),
+        (1, 0, []),
+    ]
     assert all(v.actor == "local-admin" for v in history)
 
 
@@ -163,14 +191,18 @@ async def test_version_with_incompatible_schema_writes_nothing(catalog_mesh) -> 
         await c.register_version(version_request("workers", 0, 1, schema=other))
     assert err.value.reason == "SCHEMA_MISMATCH"
     assert (await c.get_dataset("workers")).current_version == 1
-    overwrite = await c.register_version(version_request("workers", 0, 1, schema=other, operation=pb.VERSION_OPERATION_OVERWRITE))
+    overwrite = await c.register_version(
+        version_request("workers", 0, 1, schema=other, operation=pb.VERSION_OPERATION_OVERWRITE)
+    )
     assert overwrite.dataset.schema_fingerprint != (await c.create_dataset("probe", WORKERS)).dataset.schema_fingerprint
 
 
 async def test_register_version_validates_operation_and_counts(catalog_mesh) -> None:
     await catalog_mesh.catalog.create_dataset("workers", WORKERS)
     with pytest.raises(InvalidArgumentError) as err:
-        await catalog_mesh.catalog.register_version(version_request("workers", 0, 1, operation=pb.VERSION_OPERATION_UNSPECIFIED))
+        await catalog_mesh.catalog.register_version(
+            version_request("workers", 0, 1, operation=pb.VERSION_OPERATION_UNSPECIFIED)
+        )
     assert err.value.violations[0].field == "operation"
     with pytest.raises(InvalidArgumentError) as err:
         await catalog_mesh.catalog.register_version(version_request("workers", 0, -5))
@@ -182,10 +214,17 @@ async def test_register_version_validates_operation_and_counts(catalog_mesh) -> 
 async def test_list_filters_and_pages(catalog_mesh) -> None:
     c = catalog_mesh.catalog
     for i in range(7):
-        await c.create_dataset(f"ds_{i}", WORKERS, owner="ana" if i % 2 else "bo", tags=["even"] if i % 2 == 0 else ["odd"])
+        await c.create_dataset(
+            f"ds_{i}", WORKERS, owner="ana" if i % 2 else "bo", tags=["even"] if i % 2 == 0 else ["odd"]
+        )
     await c.create_dataset("other", WORKERS)
     assert [d.name for d in (await c.list_datasets(tag="odd")).datasets] == ["ds_1", "ds_3", "ds_5"]
-    assert [d.name for d in (await c.list_datasets(owner="bo", name_prefix="ds_")).datasets] == ["ds_0", "ds_2", "ds_4", "ds_6"]
+    assert [d.name for d in (await c.list_datasets(owner="bo", name_prefix="ds_")).datasets] == [
+        "ds_0",
+        "ds_2",
+        "ds_4",
+        "ds_6",
+    ]
     names, token = [], ""
     while True:
         page = await c.list_datasets(page_size=3, page_token=token)
@@ -219,11 +258,13 @@ async def test_update_respects_the_field_mask(catalog_mesh) -> None:
 async def test_owner_overrides_pii_and_detection_keeps_it(catalog_mesh) -> None:
     c = catalog_mesh.catalog
     await c.create_dataset("workers", WORKERS, sample=SAMPLE)
-    d = await c.set_column_sensitivity("workers", "notes", [pb.PII_KIND_PERSON_NAME], reason="free text names people")
+    d = await c.set_column_sensitivity("workers", "notes", ["person_name"], reason="free text names people")
     d = await c.set_column_sensitivity("workers", "email", [], reason="addresses are synthetic")
     assert pii_of(d)["notes"] == ["PII_KIND_PERSON_NAME"] and pii_of(d)["email"] == []
     assert {c.name: c.sensitivity_source for c in d.columns}["email"] == pb.SENSITIVITY_SOURCE_OWNER
-    evolved = await c.create_dataset("workers", WORKERS.append(pa.field("ssn", pa.string())), sample=None, allow_additive_evolution=True)
+    evolved = await c.create_dataset(
+        "workers", WORKERS.append(pa.field("ssn", pa.string())), sample=None, allow_additive_evolution=True
+    )
     assert pii_of(evolved.dataset)["email"] == [] and pii_of(evolved.dataset)["ssn"] == ["PII_KIND_SSN"]
     with pytest.raises(NotFoundError) as err:
         await c.set_column_sensitivity("workers", "missing", [])
@@ -255,7 +296,10 @@ async def test_journal_records_every_mutation_with_actor_and_summaries(catalog_m
     assert [e.action for e in events] == ["create", "update", "register_version"]
     assert all(e.actor == "local-admin" and e.request_id for e in events)
     update = events[1]
-    assert json.loads(update.before_json)["description"] == "" and json.loads(update.after_json)["description"] == "updated"
+    assert (
+        json.loads(update.before_json)["description"] == ""
+        and json.loads(update.after_json)["description"] == "updated"
+    )
     assert [e.sequence for e in events] == sorted(e.sequence for e in events)
     all_events = (await c.list_events(start=start, end=datetime.now(UTC) + timedelta(seconds=1))).events
     assert len(all_events) == 4
@@ -304,7 +348,13 @@ async def test_whoami_reports_the_local_admin_when_auth_is_off(catalog_mesh) -> 
 
 async def test_sample_rows_drive_value_based_detection(catalog_mesh) -> None:
     schema = pa.schema([("contact", pa.string()), ("card", pa.string()), ("misc", pa.string())])
-    sample = pa.table({"contact": ["a@x.io", "b@y.io"], "card": ["4111 1111 1111 1111", "5500 0000 0000 0004"], "misc": ["hello", "world"]})
+    sample = pa.table(
+        {
+            "contact": ["a@x.io", "b@y.io"],
+            "card": ["4111 1111 1111 1111", "5500 0000 0000 0004"],
+            "misc": ["hello", "world"],
+        }
+    )
     d = (await catalog_mesh.catalog.create_dataset("contacts", schema, sample=sample)).dataset
     assert pii_of(d) == {"contact": ["PII_KIND_EMAIL"], "card": ["PII_KIND_CARD_NUMBER"], "misc": []}
     assert table_ipc(sample).row_count == 2

@@ -19,7 +19,6 @@ from lakehouse.client.errors import (
     NotFoundError,
     ResourceExhaustedError,
     UnauthenticatedError,
-    UnavailableError,
     UnimplementedError,
 )
 from lakehouse.client.storage import AsyncStorageClient
@@ -102,7 +101,10 @@ async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) 
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "lakehouse.query.v1.QueryService.Query is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
-        await mesh.catalog._unary(mesh.catalog._stub.ListViews, __import__("lakehouse.catalog.v1.catalog_service_pb2", fromlist=["x"]).ListViewsRequest())
+        await mesh.catalog._unary(
+            mesh.catalog._stub.ListViews,
+            __import__("lakehouse.catalog.v1.catalog_service_pb2", fromlist=["x"]).ListViewsRequest(),
+        )
     assert unimplemented.value.reason == "NOT_IMPLEMENTED"
 
 
@@ -127,11 +129,17 @@ class FlakyStorage(pb_grpc.StorageServiceServicer):
 @pytest.fixture
 async def scripted(tmp_path):
     servicer = FlakyStorage()
-    binding = ServiceBinding("storage", "lakehouse.storage.v1.StorageService", lambda s: pb_grpc.add_StorageServiceServicer_to_server(servicer, s))
+    binding = ServiceBinding(
+        "storage",
+        "lakehouse.storage.v1.StorageService",
+        lambda s: pb_grpc.add_StorageServiceServicer_to_server(servicer, s),
+    )
     server = MeshServer(make_config(tmp_path), [binding], TokenAuthenticator(()))
     await server.start()
     channel = grpc.aio.insecure_channel(server.address)
-    client = AsyncStorageClient(channel, retry=RetryPolicy(attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05), timeout_s=10)
+    client = AsyncStorageClient(
+        channel, retry=RetryPolicy(attempts=3, initial_backoff_s=0.01, max_backoff_s=0.05), timeout_s=10
+    )
     yield servicer, client
     await channel.close()
     await server.stop()

@@ -32,13 +32,19 @@ async def storage_mesh(mesh_factory: MeshFactory, bucket_backend: Backends):
 async def test_put_get_stat_list_delete_round_trip(storage_mesh) -> None:
     s = storage_mesh.storage
     data = bytes(range(256)) * 20_000  # 5 MiB: several chunks each way
-    info = await s.put_object("raw/2026/blob.bin", data, content_type="application/octet-stream", metadata={"source": "test"})
+    info = await s.put_object(
+        "raw/2026/blob.bin", data, content_type="application/octet-stream", metadata={"source": "test"}
+    )
     assert info.size_bytes == len(data)
     assert info.sha256 == hashlib.sha256(data).hexdigest()
 
     assert await s.read_object("raw/2026/blob.bin") == data
     stat = await s.stat_object("raw/2026/blob.bin")
-    assert (stat.content_type, dict(stat.metadata), stat.sha256) == ("application/octet-stream", {"source": "test"}, info.sha256)
+    assert (stat.content_type, dict(stat.metadata), stat.sha256) == (
+        "application/octet-stream",
+        {"source": "test"},
+        info.sha256,
+    )
 
     await s.put_object("raw/2026/a.csv", b"id\n1\n")
     await s.put_object("other.txt", b"x")
@@ -162,7 +168,11 @@ async def test_stream_without_commit_or_with_trailing_messages_stores_nothing(st
     header = pb.PutObjectRequest(header=pb.PutObjectHeader(key="k"))
     chunk = pb.PutObjectRequest(chunk=b"data")
     commit = pb.PutObjectRequest(commit=pb.PutObjectCommit())
-    for parts, reason in (((header, chunk), "MISSING_COMMIT"), ((header, commit, chunk), "UNEXPECTED_MESSAGE"), ((header, header, commit), "UNEXPECTED_MESSAGE")):
+    for parts, reason in (
+        ((header, chunk), "MISSING_COMMIT"),
+        ((header, commit, chunk), "UNEXPECTED_MESSAGE"),
+        ((header, header, commit), "UNEXPECTED_MESSAGE"),
+    ):
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.PutObject(messages(*parts))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -211,7 +221,9 @@ async def test_bucket_size_cap_is_enforced_while_streaming(mesh_factory: MeshFac
     await s.put_object("a", b"c" * 2_900_000)
 
 
-async def test_runtime_buckets_persist_and_protect_the_default(storage_mesh, mesh_factory: MeshFactory, tmp_path: Path) -> None:
+async def test_runtime_buckets_persist_and_protect_the_default(
+    storage_mesh, mesh_factory: MeshFactory, tmp_path: Path
+) -> None:
     s = storage_mesh.storage
     created = await s.create_bucket("scratch", uri=str(tmp_path / "scratch-dir"))
     assert created.backend == pb.BUCKET_BACKEND_LOCAL and not created.from_config

@@ -38,7 +38,10 @@ class Backends:
 
 
 def make_config(data_dir: Path, backends: Backends = Backends(), **server: Any) -> Config:
-    buckets = {"default": BucketConfig(uri=backends.bucket_uri, max_bytes=backends.bucket_max_bytes), **backends.extra_buckets}
+    buckets = {
+        "default": BucketConfig(uri=backends.bucket_uri, max_bytes=backends.bucket_max_bytes),
+        **backends.extra_buckets,
+    }
     return Config(
         server=ServerConfig(**{"data_dir": str(data_dir), "port": 0, "grace_period_s": 1.0, **server}),
         auth=AuthConfig(tokens=backends.tokens),

@@ -99,18 +99,12 @@ class PostgresInfo:
     @property
     def url(self) -> str:
         """SQLAlchemy URL using the psycopg 3 driver."""
-        return (
-            f"postgresql+psycopg://{self.user}:{self.password}"
-            f"@{self.host}:{self.port}/{self.database}"
-        )
+        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
 
     @property
     def conninfo(self) -> str:
         """libpq keyword string, for psycopg.connect() directly."""
-        return (
-            f"host={self.host} port={self.port} user={self.user} "
-            f"password={self.password} dbname={self.database}"
-        )
+        return f"host={self.host} port={self.port} user={self.user} password={self.password} dbname={self.database}"
 
 
 def _pg_version(bindir: Path) -> tuple[int, ...] | None:
@@ -244,9 +238,7 @@ def _run_pg(cmd: list[str], cwd: Path, timeout: float = 60.0) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-        )
+        raise RuntimeError(f"{' '.join(cmd)} failed (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
 
 
 def _initdb(bindir: Path, root: Path, datadir: Path, password: str) -> None:
@@ -273,14 +265,11 @@ def _initdb(bindir: Path, root: Path, datadir: Path, password: str) -> None:
         pwfile.unlink(missing_ok=True)
 
 
-def _pg_ctl_start(
-    bindir: Path, root: Path, datadir: Path, sockdir: Path, port: int
-) -> None:
+def _pg_ctl_start(bindir: Path, root: Path, datadir: Path, sockdir: Path, port: int) -> None:
     # fsync & co. off: the cluster is deleted afterwards, durability is moot
     # and turning it off makes DDL-heavy tests much faster.
     server_opts = (
-        f"-h {LOCALHOST} -p {port} -k {sockdir} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        f"-h {LOCALHOST} -p {port} -k {sockdir} -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     )
     # -l sends server output to a file; without it the postmaster inherits
     # our captured stdout pipe and subprocess.run() would never return.
@@ -325,9 +314,7 @@ def _start_on_free_port(bindir: Path, root: Path, datadir: Path, sockdir: Path) 
             last_error = exc
     log = root / "server.log"
     tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
-    raise RuntimeError(
-        f"PostgreSQL did not start: {last_error}\n--- server.log ---\n{tail}"
-    )
+    raise RuntimeError(f"PostgreSQL did not start: {last_error}\n--- server.log ---\n{tail}")
 
 
 def _create_database(info: PostgresInfo) -> None:
@@ -447,22 +434,16 @@ def _spawn_moto(port: int, log: IO[bytes]) -> subprocess.Popen[bytes]:
     )
 
 
-def _await_moto(
-    proc: subprocess.Popen[bytes], url: str, log: IO[bytes], timeout: float
-) -> None:
+def _await_moto(proc: subprocess.Popen[bytes], url: str, log: IO[bytes], timeout: float) -> None:
     """Poll until moto answers HTTP; raise with its output if it dies or stalls."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(
-                f"moto server exited (rc={proc.returncode}):\n{_read_log(log)}"
-            )
+            raise RuntimeError(f"moto server exited (rc={proc.returncode}):\n{_read_log(log)}")
         if _http_answers(url):
             return
         time.sleep(0.1)
-    raise TimeoutError(
-        f"moto server not answering at {url} after {timeout}s:\n{_read_log(log)}"
-    )
+    raise TimeoutError(f"moto server not answering at {url} after {timeout}s:\n{_read_log(log)}")
 
 
 def _start_moto(log: IO[bytes], timeout: float) -> tuple[subprocess.Popen[bytes], str]:

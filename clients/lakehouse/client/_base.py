@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from lakehouse.client.errors import RETRYABLE, from_rpc_error
 
@@ -32,7 +39,10 @@ class RetryPolicy:
 
 def open_channel(address: str) -> grpc.aio.Channel:
     """An insecure channel to HOST:PORT with the mesh's message size limits."""
-    options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES), ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
     return grpc.aio.insecure_channel(address, options=options)
 
 
@@ -87,7 +97,9 @@ class BaseAsyncClient:
 
     def _retrying(self, deadline: float) -> AsyncRetrying:
         policy = self._retry
-        backoff = wait_exponential_jitter(multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.initial_backoff_s)
+        backoff = wait_exponential_jitter(
+            multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.initial_backoff_s
+        )
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
@@ -95,17 +107,16 @@ class BaseAsyncClient:
             chosen = delay if delay is not None else backoff(state)
             return max(0.0, min(chosen, deadline - time.monotonic()))
 
-        def out_of_time(state: RetryCallState) -> bool:
-            return time.monotonic() >= deadline
-
         return AsyncRetrying(
             retry=retry_if_exception_type(RETRYABLE),
-            stop=stop_after_attempt(policy.attempts) | out_of_time,
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(max(deadline - time.monotonic(), 0.0)),
             wait=wait,
             reraise=True,
         )
 
-    async def _server_stream(self, rpc: Callable[..., Any], request: Any, *, timeout_s: float | None = None) -> AsyncIterator[Any]:
+    async def _server_stream(
+        self, rpc: Callable[..., Any], request: Any, *, timeout_s: float | None = None
+    ) -> AsyncIterator[Any]:
         """A server-streaming call; retried only while nothing has been received yet."""
         deadline = time.monotonic() + (timeout_s or self._timeout_s)
         async for attempt in self._retrying(deadline):
@@ -124,7 +135,9 @@ class BaseAsyncClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
-    async def _client_stream(self, rpc: Callable[..., Any], requests: AsyncIterator[Any], *, timeout_s: float | None = None) -> Any:
+    async def _client_stream(
+        self, rpc: Callable[..., Any], requests: AsyncIterator[Any], *, timeout_s: float | None = None
+    ) -> Any:
         """A client-streaming call. Not retried: the request stream cannot be replayed."""
         timeout = timeout_s or self._timeout_s
         try:

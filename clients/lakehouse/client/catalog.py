@@ -67,25 +67,40 @@ class AsyncCatalogClient(BaseAsyncClient):
             tags=list(tags),
         )
         request = pb.CreateDatasetRequest(
-            dataset=dataset, sample=table_ipc(sample) if sample is not None else None, allow_additive_evolution=allow_additive_evolution
+            dataset=dataset,
+            sample=table_ipc(sample) if sample is not None else None,
+            allow_additive_evolution=allow_additive_evolution,
         )
         return await self._unary(self._stub.CreateDataset, request)
 
     async def get_dataset(self, dataset: str) -> pb.Dataset:
         return (await self._unary(self._stub.GetDataset, pb.GetDatasetRequest(dataset=dataset))).dataset
 
-    async def list_datasets(self, *, tag: str = "", owner: str = "", name_prefix: str = "", page_size: int = 0, page_token: str = "") -> pb.ListDatasetsResponse:
-        request = pb.ListDatasetsRequest(tag=tag, owner=owner, name_prefix=name_prefix, page_size=page_size, page_token=page_token)
+    async def list_datasets(
+        self, *, tag: str = "", owner: str = "", name_prefix: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListDatasetsResponse:
+        request = pb.ListDatasetsRequest(
+            tag=tag, owner=owner, name_prefix=name_prefix, page_size=page_size, page_token=page_token
+        )
         return await self._unary(self._stub.ListDatasets, request)
 
-    async def update_dataset(self, dataset: str, *, description: str | None = None, owner: str | None = None, tags: Sequence[str] | None = None) -> pb.Dataset:
+    async def update_dataset(
+        self,
+        dataset: str,
+        *,
+        description: str | None = None,
+        owner: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> pb.Dataset:
         """Changes only the fields given (sent as the update mask)."""
         changes = pb.Dataset(name=dataset)
         paths = []
         if description is not None:
-            changes.description, _ = description, paths.append("description")
+            changes.description = description
+            paths.append("description")
         if owner is not None:
-            changes.owner, _ = owner, paths.append("owner")
+            changes.owner = owner
+            paths.append("owner")
         if tags is not None:
             changes.tags[:] = list(tags)
             paths.append("tags")
@@ -102,8 +117,16 @@ class AsyncCatalogClient(BaseAsyncClient):
         request = pb.GetDatasetHistoryRequest(dataset=dataset, page_size=page_size, page_token=page_token)
         return await self._unary(self._stub.GetDatasetHistory, request)
 
-    async def set_column_sensitivity(self, dataset: str, column: str, pii: Sequence[int], reason: str = "") -> pb.Dataset:
-        request = pb.SetColumnSensitivityRequest(dataset=dataset, column=column, pii=list(pii), reason=reason)
+    async def set_column_sensitivity(
+        self, dataset: str, column: str, pii: Sequence[str], reason: str = ""
+    ) -> pb.Dataset:
+        """Sets COLUMN's PII kinds by name ("EMAIL", "SSN", ...); an empty list marks it not sensitive."""
+        try:
+            kinds = [pb.PiiKind.Value(f"PII_KIND_{kind.upper()}") for kind in pii]
+        except ValueError:
+            valid = ", ".join(name.removeprefix("PII_KIND_") for name in pb.PiiKind.keys()[1:])
+            raise ValueError(f"unknown PII kind in {list(pii)}; choose from {valid}") from None
+        request = pb.SetColumnSensitivityRequest(dataset=dataset, column=column, pii=kinds, reason=reason)
         return (await self._unary(self._stub.SetColumnSensitivity, request)).dataset
 
     async def list_events(
@@ -117,7 +140,12 @@ class AsyncCatalogClient(BaseAsyncClient):
         page_token: str = "",
     ) -> pb.ListEventsResponse:
         request = pb.ListEventsRequest(
-            entity_type=entity_type, entity=entity, start_time=_timestamp(start), end_time=_timestamp(end), page_size=page_size, page_token=page_token
+            entity_type=entity_type,
+            entity=entity,
+            start_time=_timestamp(start),
+            end_time=_timestamp(end),
+            page_size=page_size,
+            page_token=page_token,
         )
         return await self._unary(self._stub.ListEvents, request)
 

@@ -22,10 +22,14 @@ class AsyncStorageClient(BaseAsyncClient):
         self._stub = pb_grpc.StorageServiceStub(channel)
 
     async def list_buckets(self, page_size: int = 0, page_token: str = "") -> pb.ListBucketsResponse:
-        return await self._unary(self._stub.ListBuckets, pb.ListBucketsRequest(page_size=page_size, page_token=page_token))
+        return await self._unary(
+            self._stub.ListBuckets, pb.ListBucketsRequest(page_size=page_size, page_token=page_token)
+        )
 
     async def create_bucket(self, name: str, uri: str = "", max_bytes: int = 0) -> pb.Bucket:
-        response = await self._unary(self._stub.CreateBucket, pb.CreateBucketRequest(name=name, uri=uri, max_bytes=max_bytes))
+        response = await self._unary(
+            self._stub.CreateBucket, pb.CreateBucketRequest(name=name, uri=uri, max_bytes=max_bytes)
+        )
         return response.bucket
 
     async def delete_bucket(self, name: str, force: bool = False) -> int:
@@ -47,7 +51,13 @@ class AsyncStorageClient(BaseAsyncClient):
         timeout_s: float | None = None,
     ) -> pb.ObjectInfo:
         """Uploads `source` (bytes, a binary file, or an iterable of chunks) as one object."""
-        header = pb.PutObjectHeader(bucket=bucket, key=key, content_type=content_type, metadata=dict(metadata or {}), expected_sha256=expected_sha256)
+        header = pb.PutObjectHeader(
+            bucket=bucket,
+            key=key,
+            content_type=content_type,
+            metadata=dict(metadata or {}),
+            expected_sha256=expected_sha256,
+        )
         if isinstance(source, bytes):
             header.expected_size_bytes = len(source)
 
@@ -77,12 +87,16 @@ class AsyncStorageClient(BaseAsyncClient):
         response = await self._unary(self._stub.StatObject, pb.StatObjectRequest(bucket=bucket, key=key))
         return response.object
 
-    async def list_objects(self, *, bucket: str = "", prefix: str = "", page_size: int = 0, page_token: str = "") -> pb.ListObjectsResponse:
+    async def list_objects(
+        self, *, bucket: str = "", prefix: str = "", page_size: int = 0, page_token: str = ""
+    ) -> pb.ListObjectsResponse:
         request = pb.ListObjectsRequest(bucket=bucket, prefix=prefix, page_size=page_size, page_token=page_token)
         return await self._unary(self._stub.ListObjects, request)
 
     async def delete_object(self, key: str, *, bucket: str = "", allow_missing: bool = False) -> bool:
-        response = await self._unary(self._stub.DeleteObject, pb.DeleteObjectRequest(bucket=bucket, key=key, allow_missing=allow_missing))
+        response = await self._unary(
+            self._stub.DeleteObject, pb.DeleteObjectRequest(bucket=bucket, key=key, allow_missing=allow_missing)
+        )
         return response.deleted
 
 

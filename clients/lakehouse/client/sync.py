@@ -55,11 +55,19 @@ class SyncClient(Generic[C]):
 
     _client_class: type[BaseAsyncClient]
 
-    def __init__(self, address: str, *, token: str | None = None, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()) -> None:
+    def __init__(
+        self, address: str, *, token: str | None = None, timeout_s: float = 30.0, retry: RetryPolicy = RetryPolicy()
+    ) -> None:
         self._loop = _LoopThread()
 
         async def make() -> BaseAsyncClient:
-            return self._client_class(open_channel(address), timeout_s=timeout_s, retry=retry, metadata=token_metadata(token), owns_channel=True)
+            return self._client_class(
+                open_channel(address),
+                timeout_s=timeout_s,
+                retry=retry,
+                metadata=token_metadata(token),
+                owns_channel=True,
+            )
 
         self._async = self._loop.run(make())
 

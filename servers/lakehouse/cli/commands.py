@@ -6,11 +6,11 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import click
 import grpc
@@ -52,7 +52,12 @@ async def connect(address: str, token: str | None, timeout_s: float) -> AsyncIte
 def client_command(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     """Adds --address/--token/--timeout and runs the coroutine with connected clients."""
 
-    @click.option("--address", default=lambda: os.environ.get("LAKEHOUSE_ADDRESS", DEFAULT_ADDRESS), show_default="$LAKEHOUSE_ADDRESS or 127.0.0.1:50051", help="Server HOST:PORT.")
+    @click.option(
+        "--address",
+        default=lambda: os.environ.get("LAKEHOUSE_ADDRESS", DEFAULT_ADDRESS),
+        show_default="$LAKEHOUSE_ADDRESS or 127.0.0.1:50051",
+        help="Server HOST:PORT.",
+    )
     @click.option("--token", default=None, help="Bearer token (default: $LAKEHOUSE_TOKEN).")
     @click.option("--timeout", "timeout_s", default=30.0, show_default=True, help="Deadline of each call in seconds.")
     @functools.wraps(fn)
@@ -82,7 +87,16 @@ def buckets() -> None:
 async def buckets_list(c: Clients) -> None:
     """List buckets."""
     response = await c.storage.list_buckets(page_size=1000)
-    rows = [(b.name, b.uri, output.size(b.max_bytes) if b.max_bytes else "-", "yes" if b.is_default else "", "config" if b.from_config else "runtime") for b in response.buckets]
+    rows = [
+        (
+            b.name,
+            b.uri,
+            output.size(b.max_bytes) if b.max_bytes else "-",
+            "yes" if b.is_default else "",
+            "config" if b.from_config else "runtime",
+        )
+        for b in response.buckets
+    ]
     output.table("buckets", ["name", "uri", "cap", "default", "declared in"], rows)
 
 
@@ -113,7 +127,17 @@ async def buckets_delete(c: Clients, name: str, force: bool) -> None:
 async def buckets_health(c: Clients, name: str) -> None:
     """Check a bucket is reachable and writable."""
     h = await c.storage.bucket_health(name)
-    output.fields(f"bucket {h.bucket.name}", [("uri", h.bucket.uri), ("reachable", h.reachable), ("writable", h.writable), ("objects", h.object_count), ("used", output.size(h.used_bytes)), ("detail", h.detail or "-")])
+    output.fields(
+        f"bucket {h.bucket.name}",
+        [
+            ("uri", h.bucket.uri),
+            ("reachable", h.reachable),
+            ("writable", h.writable),
+            ("objects", h.object_count),
+            ("used", output.size(h.used_bytes)),
+            ("detail", h.detail or "-"),
+        ],
+    )
     if not (h.reachable and h.writable):
         sys.exit(1)
 
@@ -137,14 +161,18 @@ async def objects_put(c: Clients, file: Path, key: str, bucket: str, content_typ
     """Upload FILE as KEY."""
     metadata = dict(item.split("=", 1) for item in meta if "=" in item)
     with file.open("rb") as source:
-        info = await c.storage.put_object(key, source, bucket=bucket, content_type=content_type, metadata=metadata, timeout_s=3600)
+        info = await c.storage.put_object(
+            key, source, bucket=bucket, content_type=content_type, metadata=metadata, timeout_s=3600
+        )
     output.console.print(f"stored {info.bucket}/{info.key}: {output.size(info.size_bytes)} sha256 {info.sha256}")
 
 
 @objects.command("get")
 @click.argument("key")
 @click.option("--bucket", default="")
-@click.option("-o", "--output", "target", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout).")
+@click.option(
+    "-o", "--output", "target", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
 @client_command
 async def objects_get(c: Clients, key: str, bucket: str, target: Path | None) -> None:
     """Download KEY."""
@@ -164,7 +192,14 @@ async def objects_get(c: Clients, key: str, bucket: str, target: Path | None) ->
 async def objects_stat(c: Clients, key: str, bucket: str) -> None:
     """Show an object's metadata."""
     o = await c.storage.stat_object(key, bucket=bucket)
-    pairs = [("bucket", o.bucket), ("key", o.key), ("size", f"{o.size_bytes} bytes"), ("sha256", o.sha256 or "-"), ("content type", o.content_type or "-"), ("updated", output.when(o.update_time))]
+    pairs = [
+        ("bucket", o.bucket),
+        ("key", o.key),
+        ("size", f"{o.size_bytes} bytes"),
+        ("sha256", o.sha256 or "-"),
+        ("content type", o.content_type or "-"),
+        ("updated", output.when(o.update_time)),
+    ]
     pairs += [(f"meta {k}", v) for k, v in sorted(o.metadata.items())]
     output.fields("object", pairs)
 
@@ -178,7 +213,9 @@ async def objects_ls(c: Clients, prefix: str, bucket: str) -> None:
     rows, token = [], ""
     while True:
         page = await c.storage.list_objects(bucket=bucket, prefix=prefix, page_token=token)
-        rows += [(o.key, output.size(o.size_bytes), o.content_type or "-", output.when(o.update_time)) for o in page.objects]
+        rows += [
+            (o.key, output.size(o.size_bytes), o.content_type or "-", output.when(o.update_time)) for o in page.objects
+        ]
         token = page.next_page_token
         if not token:
             break
@@ -217,7 +254,9 @@ def _read_schema_and_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
 
         file = pq.ParquetFile(path)
         sample = next(file.iter_batches(batch_size=1000), None)
-        return file.schema_arrow, pa.Table.from_batches([sample]) if sample is not None else file.schema_arrow.empty_table()
+        return file.schema_arrow, pa.Table.from_batches(
+            [sample]
+        ) if sample is not None else file.schema_arrow.empty_table()
     if suffix in (".csv", ".tsv"):
         import pyarrow.csv as pacsv
 
@@ -227,29 +266,61 @@ def _read_schema_and_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
     if suffix in (".arrow", ".arrows", ".ipc"):
         table = pa.ipc.open_stream(path.read_bytes()).read_all()
         return table.schema, table.slice(0, 1000)
-    raise click.BadParameter(f"cannot read a schema from {path.name}: use .parquet, .csv, .tsv or .arrow", param_hint="--schema-from")
+    raise click.BadParameter(
+        f"cannot read a schema from {path.name}: use .parquet, .csv, .tsv or .arrow", param_hint="--schema-from"
+    )
 
 
 @datasets.command("create")
 @click.argument("name")
-@click.option("--schema-from", "schema_from", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Parquet/CSV/Arrow file whose schema (and first rows, for PII detection) to register.")
+@click.option(
+    "--schema-from",
+    "schema_from",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Parquet/CSV/Arrow file whose schema (and first rows, for PII detection) to register.",
+)
 @click.option("--bucket", default="")
 @click.option("--description", default="")
 @click.option("--owner", default="")
 @click.option("--tag", "tags", multiple=True)
 @click.option("--allow-additive-evolution", is_flag=True, help="Accept new nullable columns on an existing dataset.")
 @client_command
-async def datasets_create(c: Clients, name: str, schema_from: Path, bucket: str, description: str, owner: str, tags: tuple[str, ...], allow_additive_evolution: bool) -> None:
+async def datasets_create(
+    c: Clients,
+    name: str,
+    schema_from: Path,
+    bucket: str,
+    description: str,
+    owner: str,
+    tags: tuple[str, ...],
+    allow_additive_evolution: bool,
+) -> None:
     """Register a dataset NAME with the schema of a file."""
     schema, sample = _read_schema_and_sample(schema_from)
-    response = await c.catalog.create_dataset(name, schema, bucket=bucket, description=description, owner=owner, tags=tags, sample=sample, allow_additive_evolution=allow_additive_evolution)
+    response = await c.catalog.create_dataset(
+        name,
+        schema,
+        bucket=bucket,
+        description=description,
+        owner=owner,
+        tags=tags,
+        sample=sample,
+        allow_additive_evolution=allow_additive_evolution,
+    )
     verb = "registered" if response.created else "already registered (same schema)"
-    output.console.print(f"{verb}: {response.dataset.name} id {response.dataset.id} version {response.dataset.current_version}")
+    output.console.print(
+        f"{verb}: {response.dataset.name} id {response.dataset.id} version {response.dataset.current_version}"
+    )
     _print_columns(response.dataset)
 
 
 def _print_columns(d: catalog_pb.Dataset) -> None:
-    output.table(f"columns of {d.name}", ["column", "type", "nullable", "pii"], [(col.name, col.arrow_type, "yes" if col.nullable else "no", _pii(col)) for col in d.columns])
+    output.table(
+        f"columns of {d.name}",
+        ["column", "type", "nullable", "pii"],
+        [(col.name, col.arrow_type, "yes" if col.nullable else "no", _pii(col)) for col in d.columns],
+    )
 
 
 @datasets.command("list")
@@ -262,7 +333,18 @@ async def datasets_list(c: Clients, tag: str, owner: str, name_prefix: str) -> N
     rows, token = [], ""
     while True:
         page = await c.catalog.list_datasets(tag=tag, owner=owner, name_prefix=name_prefix, page_token=token)
-        rows += [(d.name, d.current_version, d.row_count, output.size(d.size_bytes), d.owner or "-", ", ".join(d.tags) or "-", output.when(d.update_time)) for d in page.datasets]
+        rows += [
+            (
+                d.name,
+                d.current_version,
+                d.row_count,
+                output.size(d.size_bytes),
+                d.owner or "-",
+                ", ".join(d.tags) or "-",
+                output.when(d.update_time),
+            )
+            for d in page.datasets
+        ]
         token = page.next_page_token
         if not token:
             break
@@ -275,7 +357,23 @@ async def datasets_list(c: Clients, tag: str, owner: str, name_prefix: str) -> N
 async def datasets_get(c: Clients, dataset: str) -> None:
     """Show a dataset (by name or id) with its columns and PII tags."""
     d = await c.catalog.get_dataset(dataset)
-    output.fields(f"dataset {d.name}", [("id", d.id), ("bucket", d.bucket), ("location", d.location), ("version", d.current_version), ("rows", d.row_count), ("size", output.size(d.size_bytes)), ("owner", d.owner or "-"), ("tags", ", ".join(d.tags) or "-"), ("description", d.description or "-"), ("fingerprint", d.schema_fingerprint[:16] + "…"), ("created", output.when(d.create_time)), ("updated", output.when(d.update_time))])
+    output.fields(
+        f"dataset {d.name}",
+        [
+            ("id", d.id),
+            ("bucket", d.bucket),
+            ("location", d.location),
+            ("version", d.current_version),
+            ("rows", d.row_count),
+            ("size", output.size(d.size_bytes)),
+            ("owner", d.owner or "-"),
+            ("tags", ", ".join(d.tags) or "-"),
+            ("description", d.description or "-"),
+            ("fingerprint", d.schema_fingerprint[:16] + "…"),
+            ("created", output.when(d.create_time)),
+            ("updated", output.when(d.update_time)),
+        ],
+    )
     _print_columns(d)
 
 
@@ -286,7 +384,9 @@ async def datasets_get(c: Clients, dataset: str) -> None:
 @click.option("--tag", "tags", multiple=True, help="Replace the tags (repeatable).")
 @click.option("--clear-tags", is_flag=True)
 @client_command
-async def datasets_update(c: Clients, dataset: str, description: str | None, owner: str | None, tags: tuple[str, ...], clear_tags: bool) -> None:
+async def datasets_update(
+    c: Clients, dataset: str, description: str | None, owner: str | None, tags: tuple[str, ...], clear_tags: bool
+) -> None:
     """Change a dataset's description, owner or tags."""
     new_tags = [] if clear_tags else (list(tags) if tags else None)
     d = await c.catalog.update_dataset(dataset, description=description, owner=owner, tags=new_tags)
@@ -310,7 +410,15 @@ async def datasets_history(c: Clients, dataset: str) -> None:
     """Show a dataset's versions, newest first."""
     response = await c.catalog.history(dataset, page_size=1000)
     rows = [
-        (v.version, catalog_pb.VersionOperation.Name(v.operation).removeprefix("VERSION_OPERATION_").lower(), v.row_count, output.size(v.size_bytes), v.actor, v.lineage.source_system or "-", output.when(v.create_time))
+        (
+            v.version,
+            catalog_pb.VersionOperation.Name(v.operation).removeprefix("VERSION_OPERATION_").lower(),
+            v.row_count,
+            output.size(v.size_bytes),
+            v.actor,
+            v.lineage.source_system or "-",
+            output.when(v.create_time),
+        )
         for v in response.versions
     ]
     output.table(f"history of {dataset}", ["version", "operation", "rows", "size", "actor", "source", "time"], rows)
@@ -324,14 +432,10 @@ async def datasets_history(c: Clients, dataset: str) -> None:
 @client_command
 async def datasets_set_pii(c: Clients, dataset: str, column: str, kinds: tuple[str, ...], reason: str) -> None:
     """Override COLUMN's PII kinds (none given: not sensitive). Kinds: email, phone, ssn, ..."""
-    values = []
-    for kind in kinds:
-        name = f"PII_KIND_{kind.upper()}"
-        if name not in catalog_pb.PiiKind.keys():
-            valid = ", ".join(k.removeprefix("PII_KIND_").lower() for k in catalog_pb.PiiKind.keys()[1:])
-            raise click.BadParameter(f"unknown kind {kind!r}; choose from {valid}", param_hint="KINDS")
-        values.append(catalog_pb.PiiKind.Value(name))
-    d = await c.catalog.set_column_sensitivity(dataset, column, values, reason)
+    try:
+        d = await c.catalog.set_column_sensitivity(dataset, column, list(kinds), reason)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="KINDS") from None
     _print_columns(d)
 
 
@@ -346,7 +450,9 @@ async def datasets_set_pii(c: Clients, dataset: str, column: str, kinds: tuple[s
 async def events(c: Clients, entity: str, entity_type: str, limit: int) -> None:
     """Read the catalog's audit journal."""
     response = await c.catalog.list_events(entity=entity, entity_type=entity_type, page_size=limit)
-    rows = [(e.sequence, output.when(e.time), e.actor, f"{e.entity_type}:{e.entity}", e.action) for e in response.events]
+    rows = [
+        (e.sequence, output.when(e.time), e.actor, f"{e.entity_type}:{e.entity}", e.action) for e in response.events
+    ]
     output.table("events", ["#", "time", "actor", "entity", "action"], rows)
 
 
@@ -355,7 +461,15 @@ async def events(c: Clients, entity: str, entity_type: str, limit: int) -> None:
 async def whoami(c: Clients) -> None:
     """Show who the server thinks you are."""
     me = await c.catalog.whoami()
-    output.fields("whoami", [("principal", me.principal), ("role", me.role), ("profile", me.profile or "-"), ("auth", "on" if me.auth_enabled else "off (loopback development mode)")])
+    output.fields(
+        "whoami",
+        [
+            ("principal", me.principal),
+            ("role", me.role),
+            ("profile", me.profile or "-"),
+            ("auth", "on" if me.auth_enabled else "off (loopback development mode)"),
+        ],
+    )
 
 
 @click.command()
@@ -371,7 +485,7 @@ async def health(c: Clients) -> None:
             status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         except grpc.aio.AioRpcError as exc:
             status = exc.code().name
-        healthy &= status == "SERVING" or status == "NOT_FOUND" and label != "(overall)"
+        healthy &= status == "SERVING" or (status == "NOT_FOUND" and label != "(overall)")
         rows.append((label, status))
     output.table("health", ["service", "status"], rows)
     if not healthy:

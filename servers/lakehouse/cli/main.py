@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,7 +27,7 @@ def _config_path(path: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
-def run_async(main: Callable[[], Awaitable[None]]) -> None:
+def run_async(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Runs `main` on uvloop when it is installed (faster under concurrency), else asyncio."""
     try:
         import uvloop
@@ -45,13 +44,31 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="lakehouse.toml to read (default: ./lakehouse.toml).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="lakehouse.toml to read (default: ./lakehouse.toml).",
+)
 @click.option("--data-dir", type=click.Path(path_type=Path), help="Where data lives (overrides [server] data_dir).")
 @click.option("--host", help="Address to bind (overrides [server] host).")
 @click.option("--port", type=int, help="gRPC port; 0 picks a free one (overrides [server] port).")
 @click.option("--flight-port", type=int, help="Arrow Flight port (overrides [server] flight_port).")
-@click.option("--service", "services", multiple=True, type=click.Choice(SERVICE_NAMES), help="Run only this service (repeatable); default all six.")
-def serve(config_path: Path | None, data_dir: Path | None, host: str | None, port: int | None, flight_port: int | None, services: tuple[str, ...]) -> None:
+@click.option(
+    "--service",
+    "services",
+    multiple=True,
+    type=click.Choice(SERVICE_NAMES),
+    help="Run only this service (repeatable); default all six.",
+)
+def serve(
+    config_path: Path | None,
+    data_dir: Path | None,
+    host: str | None,
+    port: int | None,
+    flight_port: int | None,
+    services: tuple[str, ...],
+) -> None:
     """Run the mesh: all six services on one port, or the ones named with --service."""
     from lakehouse.server.common.app import serve_until_signalled
     from lakehouse.server.common.logs import configure_logging
@@ -59,7 +76,12 @@ def serve(config_path: Path | None, data_dir: Path | None, host: str | None, por
 
     try:
         config = load_config(_config_path(config_path))
-        overrides = {"data_dir": str(data_dir) if data_dir else None, "host": host, "port": port, "flight_port": flight_port}
+        overrides = {
+            "data_dir": str(data_dir) if data_dir else None,
+            "host": host,
+            "port": port,
+            "flight_port": flight_port,
+        }
         config = config.with_server(**{k: v for k, v in overrides.items() if v is not None})
         configure_logging(config.server.log_level, config.server.log_format)
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +92,9 @@ def serve(config_path: Path | None, data_dir: Path | None, host: str | None, por
 
     def announce(started: Any) -> None:
         names = ", ".join(services or SERVICE_NAMES)
-        click.echo(f"lakehouse mesh serving {names} on {started.address} (data in {config.data_dir}); Ctrl-C stops", err=True)
+        click.echo(
+            f"lakehouse mesh serving {names} on {started.address} (data in {config.data_dir}); Ctrl-C stops", err=True
+        )
 
     try:
         run_async(lambda: serve_until_signalled(server, announce))

@@ -57,31 +57,79 @@ _TOKEN_PATTERN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _NAME_KEYS: Mapping[PiiKind, tuple[str, ...]] = {
     PiiKind.EMAIL: ("email", "emails", "emailaddress", "emailaddr"),
     PiiKind.PHONE: (
-        "phone", "phones", "phonenumber", "phoneno", "phonenum", "mobile",
-        "mobilephone", "mobilenumber", "tel", "telephone", "telno", "cell",
-        "cellphone", "cellnumber", "msisdn",
+        "phone",
+        "phones",
+        "phonenumber",
+        "phoneno",
+        "phonenum",
+        "mobile",
+        "mobilephone",
+        "mobilenumber",
+        "tel",
+        "telephone",
+        "telno",
+        "cell",
+        "cellphone",
+        "cellnumber",
+        "msisdn",
     ),
     PiiKind.SSN: ("ssn", "socialsecurity", "socialsecuritynumber", "socialsecurityno"),
     PiiKind.CARD_NUMBER: (
-        "cardnumber", "cardno", "cardnum", "ccnumber", "ccnum", "ccno",
-        "creditcard", "creditcardnumber", "debitcard", "pan",
+        "cardnumber",
+        "cardno",
+        "cardnum",
+        "ccnumber",
+        "ccnum",
+        "ccno",
+        "creditcard",
+        "creditcardnumber",
+        "debitcard",
+        "pan",
     ),
     PiiKind.IP_ADDRESS: (
-        "ip", "ips", "ipaddress", "ipaddr", "ipv4", "ipv6", "ipv4address", "ipv6address",
+        "ip",
+        "ips",
+        "ipaddress",
+        "ipaddr",
+        "ipv4",
+        "ipv6",
+        "ipv4address",
+        "ipv6address",
     ),
     PiiKind.DATE_OF_BIRTH: ("dob", "dateofbirth", "birthdate", "birthdt", "birthday", "bornon"),
     PiiKind.ADDRESS: (
-        "address", "addresses", "street", "streetaddress", "homeaddress",
-        "postcode", "postalcode", "zip", "zipcode",
+        "address",
+        "addresses",
+        "street",
+        "streetaddress",
+        "homeaddress",
+        "postcode",
+        "postalcode",
+        "zip",
+        "zipcode",
     ),
     PiiKind.SALARY: (
-        "salary", "salaries", "payrate", "hourlyrate", "wage", "wages",
-        "compensation", "annualpay", "annualsalary", "basepay",
+        "salary",
+        "salaries",
+        "payrate",
+        "hourlyrate",
+        "wage",
+        "wages",
+        "compensation",
+        "annualpay",
+        "annualsalary",
+        "basepay",
     ),
     # Bare "name" is deliberately absent: dataset_name, product_name, ...
     PiiKind.PERSON_NAME: (
-        "firstname", "lastname", "fullname", "surname", "givenname",
-        "middlename", "familyname", "forename",
+        "firstname",
+        "lastname",
+        "fullname",
+        "surname",
+        "givenname",
+        "middlename",
+        "familyname",
+        "forename",
     ),
 }
 
@@ -224,14 +272,10 @@ _STRING_DETECTORS: Mapping[PiiKind, ValuePredicate] = {
 _INTEGER_DETECTORS: Mapping[PiiKind, ValuePredicate] = {PiiKind.CARD_NUMBER: is_card_number}
 
 
-def kinds_from_values(
-    values: Iterable[str], detectors: Mapping[PiiKind, ValuePredicate]
-) -> frozenset[PiiKind]:
+def kinds_from_values(values: Iterable[str], detectors: Mapping[PiiKind, ValuePredicate]) -> frozenset[PiiKind]:
     """Kinds whose predicate matches at least 60% of the non-empty values."""
     examined = _non_empty(values)
-    return frozenset(
-        kind for kind, matches in detectors.items() if _meets_threshold(examined, matches)
-    )
+    return frozenset(kind for kind, matches in detectors.items() if _meets_threshold(examined, matches))
 
 
 def _non_empty(values: Iterable[str]) -> list[str]:
@@ -276,9 +320,7 @@ def _detectors_for(name: str, column_type: pa.DataType) -> Mapping[PiiKind, Valu
 
 def _is_string_type(column_type: pa.DataType) -> bool:
     return bool(
-        pa.types.is_string(column_type)
-        or pa.types.is_large_string(column_type)
-        or pa.types.is_string_view(column_type)
+        pa.types.is_string(column_type) or pa.types.is_large_string(column_type) or pa.types.is_string_view(column_type)
     )
 
 
@@ -312,9 +354,7 @@ def _value_kinds(name: str, sample: pa.Table | None) -> frozenset[PiiKind]:
 # ---------------------------------------------------------------------------
 
 
-def detect_pii(
-    column_names: Sequence[str], sample: pa.Table | None
-) -> dict[str, frozenset[PiiKind]]:
+def detect_pii(column_names: Sequence[str], sample: pa.Table | None) -> dict[str, frozenset[PiiKind]]:
     """PII kinds per column: name signal OR value signal.
 
     Every name in column_names gets an entry (an empty frozenset when nothing

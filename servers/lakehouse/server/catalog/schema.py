@@ -23,7 +23,11 @@ class SchemaDiff:
         return not (self.added or self.removed or self.changed)
 
     def summary(self) -> str:
-        parts = [f"{label}: {', '.join(items)}" for label, items in (("added", self.added), ("removed", self.removed), ("changed", self.changed)) if items]
+        parts = [
+            f"{label}: {', '.join(items)}"
+            for label, items in (("added", self.added), ("removed", self.removed), ("changed", self.changed))
+            if items
+        ]
         return "; ".join(parts)
 
 

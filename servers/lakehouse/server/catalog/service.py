@@ -114,7 +114,9 @@ class CatalogService:
         await self._buckets.require(bucket, "dataset.bucket")
         return await self._run(self._create_dataset, new, schema, sample, bucket)
 
-    def _create_dataset(self, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, bucket: str) -> tuple[DatasetRecord, bool]:
+    def _create_dataset(
+        self, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, bucket: str
+    ) -> tuple[DatasetRecord, bool]:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
             existing = tx.dataset(new.name)
@@ -142,7 +144,15 @@ class CatalogService:
             _journal(tx, now, "dataset", record.name, "create", None, record.summary())
             return record, True
 
-    def _reregister(self, tx: Any, existing: DatasetRecord, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, now: datetime) -> tuple[DatasetRecord, bool]:
+    def _reregister(
+        self,
+        tx: Any,
+        existing: DatasetRecord,
+        new: NewDataset,
+        schema: pa.Schema,
+        sample: pa.Table | None,
+        now: datetime,
+    ) -> tuple[DatasetRecord, bool]:
         if schemas.fingerprint(schema) == existing.fingerprint:
             return existing, False
         current = pa.ipc.open_stream(existing.schema_ipc).schema
@@ -173,7 +183,9 @@ class CatalogService:
             raise DatasetNotFound(name_or_id)
         return record
 
-    async def list_datasets(self, page: Page, tag: str, owner: str, name_prefix: str) -> tuple[list[DatasetRecord], str]:
+    async def list_datasets(
+        self, page: Page, tag: str, owner: str, name_prefix: str
+    ) -> tuple[list[DatasetRecord], str]:
         def load() -> list[DatasetRecord]:
             with self._store.transaction() as tx:
                 return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
@@ -184,10 +196,18 @@ class CatalogService:
 
     async def update_dataset(self, name_or_id: str, paths: Sequence[str], values: dict[str, Any]) -> DatasetRecord:
         if not paths:
-            raise invalid_field("update_mask", f"name the fields to change: {', '.join(UPDATABLE_DATASET_FIELDS)}", reason="INVALID_UPDATE_MASK")
+            raise invalid_field(
+                "update_mask",
+                f"name the fields to change: {', '.join(UPDATABLE_DATASET_FIELDS)}",
+                reason="INVALID_UPDATE_MASK",
+            )
         unknown = [p for p in paths if p not in UPDATABLE_DATASET_FIELDS]
         if unknown:
-            raise invalid_field("update_mask", f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_DATASET_FIELDS)}", reason="INVALID_UPDATE_MASK")
+            raise invalid_field(
+                "update_mask",
+                f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_DATASET_FIELDS)}",
+                reason="INVALID_UPDATE_MASK",
+            )
         return await self._run(self._update_dataset, name_or_id, tuple(paths), values)
 
     def _update_dataset(self, name_or_id: str, paths: tuple[str, ...], values: dict[str, Any]) -> DatasetRecord:
@@ -196,7 +216,7 @@ class CatalogService:
             before = tx.dataset(name_or_id)
             if before is None:
                 raise DatasetNotFound(name_or_id)
-            changes = {p: unique_tags(values[p]) if p == "tags" else values[p] for p in paths}
+            changes: dict[str, Any] = {p: unique_tags(values[p]) if p == "tags" else values[p] for p in paths}
             after = replace(before, **changes, update_time=now)
             tx.update_dataset(after)
             _journal(tx, now, "dataset", before.name, "update", before.summary(), after.summary())
@@ -232,7 +252,9 @@ class CatalogService:
         sample = schemas.decode_table(new.sample_ipc, "sample")
         return await self._run(self._register_version, new, schema, sample)
 
-    def _register_version(self, new: NewVersion, schema: pa.Schema, sample: pa.Table | None) -> tuple[DatasetRecord, VersionRecord, bool]:
+    def _register_version(
+        self, new: NewVersion, schema: pa.Schema, sample: pa.Table | None
+    ) -> tuple[DatasetRecord, VersionRecord, bool]:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
             before = tx.dataset(new.dataset)
@@ -244,7 +266,9 @@ class CatalogService:
                     return before, seen, True
             last = tx.last_table_version(before.id)
             if last is not None and new.table_version <= last:
-                raise TableVersionNotNewer(f"table version {new.table_version} is not newer than {last}, the last one registered for {before.name!r}")
+                raise TableVersionNotNewer(
+                    f"table version {new.table_version} is not newer than {last}, the last one registered for {before.name!r}"
+                )
             if schemas.fingerprint(schema) != before.fingerprint and new.operation != "OVERWRITE":
                 current = pa.ipc.open_stream(before.schema_ipc).schema
                 _check_evolution(before.name, current, schema, new.allow_additive_evolution)
@@ -274,7 +298,15 @@ class CatalogService:
             )
             tx.update_dataset(after)
             tx.insert_version(after.id, version)
-            _journal(tx, now, "dataset", after.name, "register_version", before.summary(), after.summary() | {"operation": new.operation, "lineage": lineage.__dict__})
+            _journal(
+                tx,
+                now,
+                "dataset",
+                after.name,
+                "register_version",
+                before.summary(),
+                after.summary() | {"operation": new.operation, "lineage": lineage.__dict__},
+            )
             return after, version, False
 
     async def history(self, name_or_id: str, page: Page) -> tuple[list[VersionRecord], str]:
@@ -291,7 +323,9 @@ class CatalogService:
 
     # -- sensitivity ---------------------------------------------------------------------------
 
-    async def set_column_sensitivity(self, name_or_id: str, column: str, pii: Sequence[str], reason: str) -> DatasetRecord:
+    async def set_column_sensitivity(
+        self, name_or_id: str, column: str, pii: Sequence[str], reason: str
+    ) -> DatasetRecord:
         unknown = [k for k in pii if k not in PiiKind.__members__]
         if unknown:
             raise invalid_field("pii", f"unknown PII kinds: {', '.join(unknown)}", reason="INVALID_PII_KIND")
@@ -305,18 +339,30 @@ class CatalogService:
             if before is None:
                 raise DatasetNotFound(name_or_id)
             if principal.role != "admin" and principal.name != before.owner:
-                raise NotDatasetOwner(f"only the owner of {before.name!r} ({before.owner}) or an admin may change column sensitivity")
+                raise NotDatasetOwner(
+                    f"only the owner of {before.name!r} ({before.owner}) or an admin may change column sensitivity"
+                )
             if column not in {c.name for c in before.columns}:
                 raise ColumnNotFound(f"dataset {before.name!r} has no column {column!r}", violations=())
             columns = tuple(replace(c, pii=pii, source="owner") if c.name == column else c for c in before.columns)
             after = replace(before, columns=columns, update_time=now)
             tx.update_dataset(after)
-            _journal(tx, now, "dataset", before.name, "set_column_sensitivity", before.summary(), after.summary() | {"column": column, "reason": reason})
+            _journal(
+                tx,
+                now,
+                "dataset",
+                before.name,
+                "set_column_sensitivity",
+                before.summary(),
+                after.summary() | {"column": column, "reason": reason},
+            )
             return after
 
     # -- journal -------------------------------------------------------------------------------
 
-    async def list_events(self, page: Page, entity_type: str, entity: str, start: datetime | None, end: datetime | None) -> tuple[list[EventRecord], str]:
+    async def list_events(
+        self, page: Page, entity_type: str, entity: str, start: datetime | None, end: datetime | None
+    ) -> tuple[list[EventRecord], str]:
         if start is not None and end is not None and start >= end:
             raise invalid_field("end_time", "must be after start_time", reason="INVALID_TIME_RANGE")
         after = _int_token(page.after, "page_token") or 0
@@ -335,12 +381,22 @@ def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_a
     change = schemas.diff(current, proposed)
     if allow_additive and schemas.is_additive(current, proposed):
         return
-    hint = " (only appending nullable columns is allowed with allow_additive_evolution)" if allow_additive else (
-        "; pass allow_additive_evolution to accept new nullable columns" if schemas.is_additive(current, proposed) else ""
+    hint = (
+        " (only appending nullable columns is allowed with allow_additive_evolution)"
+        if allow_additive
+        else (
+            "; pass allow_additive_evolution to accept new nullable columns"
+            if schemas.is_additive(current, proposed)
+            else ""
+        )
     )
     raise SchemaMismatch(
         f"schema of {name!r} differs from the registered one: {change.summary()}{hint}",
-        metadata={"added": json.dumps(change.added), "removed": json.dumps(change.removed), "changed": json.dumps(change.changed)},
+        metadata={
+            "added": json.dumps(change.added),
+            "removed": json.dumps(change.removed),
+            "changed": json.dumps(change.changed),
+        },
     )
 
 
@@ -373,7 +429,9 @@ def _version(number: int, operation: str, record: DatasetRecord, now: datetime) 
 
 def _journal(tx: Any, now: datetime, entity_type: str, entity: str, action: str, before: Any, after: Any) -> None:
     call = current_call()
-    tx.append_event(now, current_principal().name, entity_type, entity, action, before, after, call.request_id if call else "")
+    tx.append_event(
+        now, current_principal().name, entity_type, entity, action, before, after, call.request_id if call else ""
+    )
 
 
 def _int_token(value: str | None, field: str) -> int | None:

@@ -10,7 +10,14 @@ from lakehouse.client.errors import NotFoundError
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.common.v1 import arrow_pb2
 from lakehouse.server.catalog import service as domain
-from lakehouse.server.catalog.store import CatalogStore, DatasetRecord, EventRecord, LineageRecord, VersionRecord, create_catalog_engine
+from lakehouse.server.catalog.store import (
+    CatalogStore,
+    DatasetRecord,
+    EventRecord,
+    LineageRecord,
+    VersionRecord,
+    create_catalog_engine,
+)
 from lakehouse.server.common.app import ServiceBinding
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import current_principal
@@ -139,7 +146,9 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
     async def DeleteDataset(self, request: pb.DeleteDatasetRequest, context: Any) -> pb.DeleteDatasetResponse:
         return pb.DeleteDatasetResponse(dataset=dataset_pb(await self._svc.delete_dataset(request.dataset)))
 
-    async def RegisterDatasetVersion(self, request: pb.RegisterDatasetVersionRequest, context: Any) -> pb.RegisterDatasetVersionResponse:
+    async def RegisterDatasetVersion(
+        self, request: pb.RegisterDatasetVersionRequest, context: Any
+    ) -> pb.RegisterDatasetVersionResponse:
         lineage = request.lineage
         new = domain.NewVersion(
             dataset=request.dataset,
@@ -149,21 +158,31 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
             row_count=request.row_count,
             size_bytes=request.size_bytes,
             files=tuple(request.files),
-            lineage=LineageRecord(lineage.source_system, lineage.source_reference, lineage.job_id, dict(lineage.attributes)),
+            lineage=LineageRecord(
+                lineage.source_system, lineage.source_reference, lineage.job_id, dict(lineage.attributes)
+            ),
             content_sha256=request.content_sha256,
             sample_ipc=request.sample.arrow_ipc,
             allow_additive_evolution=request.allow_additive_evolution,
         )
         record, version, duplicate = await self._svc.register_version(new)
-        return pb.RegisterDatasetVersionResponse(dataset=dataset_pb(record), version=version_pb(version), duplicate=duplicate)
+        return pb.RegisterDatasetVersionResponse(
+            dataset=dataset_pb(record), version=version_pb(version), duplicate=duplicate
+        )
 
-    async def GetDatasetHistory(self, request: pb.GetDatasetHistoryRequest, context: Any) -> pb.GetDatasetHistoryResponse:
+    async def GetDatasetHistory(
+        self, request: pb.GetDatasetHistoryRequest, context: Any
+    ) -> pb.GetDatasetHistoryResponse:
         page = page_request(request.page_size, request.page_token)
         rows, token = await self._svc.history(request.dataset, page)
         return pb.GetDatasetHistoryResponse(versions=[version_pb(v) for v in rows], next_page_token=token)
 
-    async def SetColumnSensitivity(self, request: pb.SetColumnSensitivityRequest, context: Any) -> pb.SetColumnSensitivityResponse:
-        kinds = [pb.PiiKind.Name(k).removeprefix("PII_KIND_") if k in pb.PiiKind.values() else str(k) for k in request.pii]
+    async def SetColumnSensitivity(
+        self, request: pb.SetColumnSensitivityRequest, context: Any
+    ) -> pb.SetColumnSensitivityResponse:
+        kinds = [
+            pb.PiiKind.Name(k).removeprefix("PII_KIND_") if k in pb.PiiKind.values() else str(k) for k in request.pii
+        ]
         record = await self._svc.set_column_sensitivity(request.dataset, request.column, kinds, request.reason)
         return pb.SetColumnSensitivityResponse(dataset=dataset_pb(record))
 
@@ -176,7 +195,9 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Any) -> pb.WhoAmIResponse:
         principal = current_principal()
-        return pb.WhoAmIResponse(principal=principal.name, role=principal.role, profile=principal.profile, auth_enabled=self._auth_enabled)
+        return pb.WhoAmIResponse(
+            principal=principal.name, role=principal.role, profile=principal.profile, auth_enabled=self._auth_enabled
+        )
 
 
 class StorageBuckets:
@@ -188,7 +209,9 @@ class StorageBuckets:
 
     async def require(self, bucket: str, field: str) -> None:
         if self._client is None:
-            self._client = AsyncStorageClient(self._peers.channel("storage"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata)
+            self._client = AsyncStorageClient(
+                self._peers.channel("storage"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata
+            )
         try:
             await self._client.list_objects(bucket=bucket, page_size=1)
         except NotFoundError as exc:

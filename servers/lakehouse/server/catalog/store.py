@@ -239,7 +239,11 @@ class CatalogStore:
                 yield conn
         except OperationalError as exc:
             # The database is down or unreachable; callers retry, nothing was committed.
-            raise Unavailable(f"catalog database unavailable: {exc.orig.__class__.__name__}", reason="DATABASE_UNAVAILABLE", retry_after_s=1.0) from exc
+            raise Unavailable(
+                f"catalog database unavailable: {exc.orig.__class__.__name__}",
+                reason="DATABASE_UNAVAILABLE",
+                retry_after_s=1.0,
+            ) from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -324,12 +328,24 @@ class Tx:
         return self._version(row) if row else None
 
     def last_table_version(self, dataset_id: str) -> int | None:
-        query = sa.select(sa.func.max(dataset_versions.c.table_version)).where(dataset_versions.c.dataset_id == dataset_id)
+        query = sa.select(sa.func.max(dataset_versions.c.table_version)).where(
+            dataset_versions.c.dataset_id == dataset_id
+        )
         return self._conn.execute(query).scalar()
 
     # -- journal -------------------------------------------------------------------------------
 
-    def append_event(self, time: datetime, actor: str, entity_type: str, entity: str, action: str, before: Any, after: Any, request_id: str) -> None:
+    def append_event(
+        self,
+        time: datetime,
+        actor: str,
+        entity_type: str,
+        entity: str,
+        action: str,
+        before: Any,
+        after: Any,
+        request_id: str,
+    ) -> None:
         self._conn.execute(
             events.insert().values(
                 time_us=to_us(time),
@@ -344,7 +360,12 @@ class Tx:
         )
 
     def events(self, query: EventQuery) -> list[EventRecord]:
-        select = sa.select(events).where(events.c.sequence > query.after_sequence).order_by(events.c.sequence).limit(query.limit)
+        select = (
+            sa.select(events)
+            .where(events.c.sequence > query.after_sequence)
+            .order_by(events.c.sequence)
+            .limit(query.limit)
+        )
         if query.entity_type:
             select = select.where(events.c.entity_type == query.entity_type)
         if query.entity:

@@ -73,7 +73,10 @@ class MeshServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         names = [b.full_name for b in self._bindings]
         if self._config.server.reflection:
-            reflection.enable_server_reflection([*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME], self._server)
+            reflection.enable_server_reflection(
+                [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+                self._server,
+            )
         host = self._config.server.host
         bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
         self.port = self._server.add_insecure_port(f"{bind_host}:{self._config.server.port}")

@@ -151,14 +151,16 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
 
 
 def _domain(method: str) -> str:
-    """"/lakehouse.catalog.v1.CatalogService/GetDataset" -> "catalog.lakehouse"."""
+    """ "/lakehouse.catalog.v1.CatalogService/GetDataset" -> "catalog.lakehouse"."""
     parts = method.lstrip("/").split(".")
     return f"{parts[1]}.lakehouse" if len(parts) > 2 and parts[0] == "lakehouse" else "lakehouse"
 
 
 def _from_peer(exc: LakehouseClientError) -> LakehouseError:
     """A peer's failure keeps its code and reason; UNAVAILABLE stays retryable for our caller."""
-    error = LakehouseError(f"{exc.domain or 'peer'}: {exc.message}", reason=exc.reason or exc.code.name, retry_after_s=exc.retry_delay_s)
+    error = LakehouseError(
+        f"{exc.domain or 'peer'}: {exc.message}", reason=exc.reason or exc.code.name, retry_after_s=exc.retry_delay_s
+    )
     error.code = Code[exc.code.name] if exc.code.name in Code.__members__ else Code.INTERNAL
     return error
 

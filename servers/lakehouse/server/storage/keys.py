@@ -38,7 +38,9 @@ MAX_LOCAL_SEGMENT_BYTES = 255
 def check_local_segments(key: str, field: str = "key") -> None:
     """Local disks cap each path component (file or directory name) at 255 bytes; S3 does not."""
     if any(len(seg.encode()) > MAX_LOCAL_SEGMENT_BYTES for seg in key.split("/")):
-        raise invalid_key(field, f"on a local-disk bucket each '/'-separated part must be at most {MAX_LOCAL_SEGMENT_BYTES} bytes")
+        raise invalid_key(
+            field, f"on a local-disk bucket each '/'-separated part must be at most {MAX_LOCAL_SEGMENT_BYTES} bytes"
+        )
 
 
 def check_prefix(prefix: str, field: str = "prefix") -> str:

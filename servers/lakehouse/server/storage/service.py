@@ -9,6 +9,7 @@ self-describing on any backend.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -36,7 +37,13 @@ from lakehouse.server.storage.errors import (
     QuotaExceeded,
     SizeMismatch,
 )
-from lakehouse.server.storage.keys import RESERVED_PREFIX, check_bucket_name, check_key, check_local_segments, check_prefix
+from lakehouse.server.storage.keys import (
+    RESERVED_PREFIX,
+    check_bucket_name,
+    check_key,
+    check_local_segments,
+    check_prefix,
+)
 
 META_PREFIX = RESERVED_PREFIX + "meta/"
 TMP_PREFIX = RESERVED_PREFIX + "tmp/"
@@ -189,7 +196,9 @@ class StorageService:
         if offset < 0 or length < 0:
             raise OutOfRange("offset and length must not be negative", reason="INVALID_RANGE")
         if offset > info.size_bytes:
-            raise OutOfRange(f"offset {offset} is past the end of the object ({info.size_bytes} bytes)", reason="INVALID_RANGE")
+            raise OutOfRange(
+                f"offset {offset} is past the end of the object ({info.size_bytes} bytes)", reason="INVALID_RANGE"
+            )
         end = info.size_bytes if length == 0 else min(info.size_bytes, offset + length)
         bucket = self._bucket(info.bucket)
         return info, _read_range(bucket.fs, key, offset, end, chunk_size)
@@ -248,7 +257,11 @@ class StorageService:
         base = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         selector = pafs.FileSelector(base, recursive=True, allow_not_found=True)
         for info in bucket.fs.get_file_info(selector):
-            if info.type == pafs.FileType.File and info.path.startswith(prefix) and not info.path.startswith(RESERVED_PREFIX):
+            if (
+                info.type == pafs.FileType.File
+                and info.path.startswith(prefix)
+                and not info.path.startswith(RESERVED_PREFIX)
+            ):
                 yield info
 
     def _used_bytes(self, bucket: _Bucket, exclude_key: str = "") -> int:
@@ -269,7 +282,12 @@ class StorageService:
         )
 
     def _publish(self, bucket: _Bucket, spool: Path, request: PutRequest, sha256: str, size: int) -> ObjectInfo:
-        sidecar = {"sha256": sha256, "size_bytes": size, "content_type": request.content_type, "metadata": dict(request.metadata)}
+        sidecar = {
+            "sha256": sha256,
+            "size_bytes": size,
+            "content_type": request.content_type,
+            "metadata": dict(request.metadata),
+        }
         _write_bytes(bucket.fs, _sidecar_path(request.key), json.dumps(sidecar).encode())
         if bucket.local_root is not None:
             target = bucket.local_root / request.key
@@ -285,7 +303,14 @@ class StorageService:
             return []
         entries = json.loads(self._registry_path.read_text())
         return [
-            BucketInfo(e["name"], Location(e["backend"], e["root"]), e["max_bytes"], False, False, datetime.fromisoformat(e["create_time"]))
+            BucketInfo(
+                e["name"],
+                Location(e["backend"], e["root"]),
+                e["max_bytes"],
+                False,
+                False,
+                datetime.fromisoformat(e["create_time"]),
+            )
             for e in entries
         ]
 
@@ -309,7 +334,9 @@ class StorageService:
 class PutSession:
     """One upload in progress: chunks go to a spool file, checked as they arrive."""
 
-    def __init__(self, service: StorageService, bucket: _Bucket, request: PutRequest, spool_dir: Path, budget: int | None) -> None:
+    def __init__(
+        self, service: StorageService, bucket: _Bucket, request: PutRequest, spool_dir: Path, budget: int | None
+    ) -> None:
         self._service = service
         self._bucket = bucket
         self._request = request
@@ -341,9 +368,9 @@ class PutSession:
         if request.expected_size_bytes is not None and self.size != request.expected_size_bytes:
             raise SizeMismatch(f"received {self.size} bytes, expected_size_bytes={request.expected_size_bytes}")
         digest = self._hash.hexdigest()
-        for field, expected in (("header.expected_sha256", request.expected_sha256), ("commit.sha256", final_sha256)):
+        for name, expected in (("header.expected_sha256", request.expected_sha256), ("commit.sha256", final_sha256)):
             if expected and digest != expected.lower():
-                raise ChecksumMismatch(f"content SHA-256 is {digest}, {field} was {expected}")
+                raise ChecksumMismatch(f"content SHA-256 is {digest}, {name} was {expected}")
         return self._service._publish(self._bucket, self._spool, request, digest, self.size)
 
     def abort(self) -> None:
@@ -383,9 +410,7 @@ def _read_sidecar(filesystem: pafs.FileSystem, key: str) -> dict:
     try:
         with filesystem.open_input_stream(_sidecar_path(key)) as src:
             return json.loads(src.read())
-    except (FileNotFoundError, ValueError):
-        return {}
-    except OSError:
+    except (OSError, ValueError):  # absent or unreadable: the object simply has no recorded metadata
         return {}
 
 
@@ -397,7 +422,5 @@ def _write_bytes(filesystem: pafs.FileSystem, path: str, data: bytes) -> None:
 
 
 def _delete_quietly(filesystem: pafs.FileSystem, path: str) -> None:
-    try:
+    with contextlib.suppress(OSError):  # a missing sidecar is fine
         filesystem.delete_file(path)
-    except (FileNotFoundError, OSError):
-        pass

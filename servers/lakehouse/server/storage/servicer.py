@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-
-
 from lakehouse.server.common.app import ServiceBinding
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.convert import to_timestamp
@@ -75,7 +73,9 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
             detail=health.detail,
         )
 
-    async def PutObject(self, request_iterator: AsyncIterator[pb.PutObjectRequest], context: Any) -> pb.PutObjectResponse:
+    async def PutObject(
+        self, request_iterator: AsyncIterator[pb.PutObjectRequest], context: Any
+    ) -> pb.PutObjectResponse:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("part") != "header":
             raise invalid_field("header", "the first message must carry the header", reason="MISSING_HEADER")
@@ -114,14 +114,18 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
                 return message.commit
             else:
                 raise invalid_field("header", "only the first message may carry a header", reason="UNEXPECTED_MESSAGE")
-        raise invalid_field("commit", "the stream ended without a commit message; nothing was stored", reason="MISSING_COMMIT")
+        raise invalid_field(
+            "commit", "the stream ended without a commit message; nothing was stored", reason="MISSING_COMMIT"
+        )
 
     async def GetObject(self, request: pb.GetObjectRequest, context: Any) -> AsyncIterator[pb.GetObjectResponse]:
         if request.chunk_size < 0:
             raise invalid_field("chunk_size", "must not be negative", reason="INVALID_CHUNK_SIZE")
         chunk = min(request.chunk_size or DEFAULT_CHUNK, MAX_CHUNK)
-        info, chunks = await self._run(self._svc.open_read, request.bucket, request.key, request.offset, request.length, chunk)
-        first = pb.GetObjectResponse(object=object_pb(info), offset=request.offset)
+        info, chunks = await self._run(
+            self._svc.open_read, request.bucket, request.key, request.offset, request.length, chunk
+        )
+        first: pb.GetObjectResponse | None = pb.GetObjectResponse(object=object_pb(info), offset=request.offset)
         while (item := await self._run(next, chunks, None)) is not None:
             offset, data = item
             if first is not None:
@@ -155,6 +159,3 @@ def build(config: Config, executor: BlockingExecutor) -> ServiceBinding:
         full_name=pb.DESCRIPTOR.services_by_name["StorageService"].full_name,
         register=lambda server: pb_grpc.add_StorageServiceServicer_to_server(servicer, server),
     )
-
-
-
