@@ -289,6 +289,7 @@ def test_sigterm_drains_an_in_flight_upload_then_exits_zero(tmp_path: Path) -> N
                 sent_after_sigterm.append(i)
             first_chunk_sent.set()
             time.sleep(0.1)
+        yield storage_pb.PutObjectRequest(commit=storage_pb.PutObjectCommit())
 
     channel = grpc.insecure_channel(server.address)
     try:

@@ -56,7 +56,9 @@ def test_no_file_gives_the_documented_defaults() -> None:
     assert config.server.max_message_mb == 64
     assert (config.server.log_level, config.server.log_format) == ("INFO", "text")
     assert config.mesh.timeout_s == 10.0
-    assert all(config.mesh.address_of(name) == "" for name in ("storage", "catalog", "query", "vector", "memory", "chat"))
+    assert all(
+        config.mesh.address_of(name) == "" for name in ("storage", "catalog", "query", "vector", "memory", "chat")
+    )
     assert config.auth.tokens == ()
     assert config.storage.default_bucket == "default"
     assert dict(config.storage.buckets) == {"default": BucketConfig(uri="", max_bytes=0)}
@@ -182,16 +184,27 @@ INVALID = [
     pytest.param("[server]\nport = 'http'\n", "server.port", "valid integer", id="port-not-a-number"),
     pytest.param("[server]\nprot = 1\n", "server.prot", "unknown key", id="unknown-key"),
     pytest.param("[servr]\nport = 1\n", "servr", "unknown key", id="unknown-section"),
-    pytest.param("[storage.buckets.default]\nsize = 1\n", "storage.buckets.default.size", "unknown key", id="unknown-nested-key"),
+    pytest.param(
+        "[storage.buckets.default]\nsize = 1\n", "storage.buckets.default.size", "unknown key", id="unknown-nested-key"
+    ),
     pytest.param("[storage.s3]\nbucket = 'x'\n", "storage.s3.bucket", "unknown key", id="unknown-s3-key"),
     pytest.param("[server]\nlog_level = 'debug'\n", "server.log_level", "(got 'debug')", id="log-level-case"),
     pytest.param("[server]\nlog_format = 'xml'\n", "server.log_format", "'text' or 'json'", id="log-format"),
-    pytest.param("[server]\nblocking_workers = 0\n", "server.blocking_workers", "greater than or equal to 1", id="no-workers"),
-    pytest.param("[server]\nblocking_workers = 1.5\n", "server.blocking_workers", "fractional part", id="fractional-workers"),
+    pytest.param(
+        "[server]\nblocking_workers = 0\n", "server.blocking_workers", "greater than or equal to 1", id="no-workers"
+    ),
+    pytest.param(
+        "[server]\nblocking_workers = 1.5\n", "server.blocking_workers", "fractional part", id="fractional-workers"
+    ),
     pytest.param("[server]\ndata_dir = 5\n", "server.data_dir", "valid string", id="data-dir-number"),
     pytest.param("[server]\nreflection = 'maybe'\n", "server.reflection", "valid boolean", id="reflection-maybe"),
     pytest.param("[mesh]\ntimeout_s = 0\n", "mesh.timeout_s", "greater than 0", id="zero-timeout"),
-    pytest.param("[storage.buckets.default]\nmax_bytes = -1\n", "storage.buckets.default.max_bytes", "greater than or equal to 0", id="negative-quota"),
+    pytest.param(
+        "[storage.buckets.default]\nmax_bytes = -1\n",
+        "storage.buckets.default.max_bytes",
+        "greater than or equal to 0",
+        id="negative-quota",
+    ),
     pytest.param("[storage.buckets]\ndefault = 1\n", "storage.buckets.default", "(got 1)", id="bucket-not-a-table"),
     pytest.param("server = 1\n", "server", "(got 1)", id="section-not-a-table"),
     pytest.param("[auth]\ntokens = 1\n", "auth.tokens", "(got 1)", id="tokens-not-a-list"),
@@ -298,13 +311,29 @@ OVERRIDES: list[Any] = [
     pytest.param("LAKEHOUSE_SERVER__REFLECTION", "false", lambda c: c.server.reflection, False, id="bool"),
     pytest.param("LAKEHOUSE_SERVER__GRACE_PERIOD_S", "2.5", lambda c: c.server.grace_period_s, 2.5, id="float"),
     pytest.param("LAKEHOUSE_SERVER__LOG_LEVEL", "DEBUG", lambda c: c.server.log_level, "DEBUG", id="literal"),
-    pytest.param("LAKEHOUSE_MESH__STORAGE", "storage:50051", lambda c: c.mesh.address_of("storage"), "storage:50051", id="mesh"),
-    pytest.param("LAKEHOUSE_CATALOG__URL", "postgresql+psycopg://db/x", lambda c: c.catalog.url, "postgresql+psycopg://db/x", id="catalog"),
     pytest.param(
-        "LAKEHOUSE_STORAGE__S3__ENDPOINT", "http://127.0.0.1:9000", lambda c: c.storage.s3.endpoint, "http://127.0.0.1:9000", id="nested"
+        "LAKEHOUSE_MESH__STORAGE", "storage:50051", lambda c: c.mesh.address_of("storage"), "storage:50051", id="mesh"
     ),
     pytest.param(
-        "LAKEHOUSE_STORAGE__BUCKETS__DEFAULT__MAX_BYTES", "4096", lambda c: c.storage.buckets["default"].max_bytes, 4096, id="bucket"
+        "LAKEHOUSE_CATALOG__URL",
+        "postgresql+psycopg://db/x",
+        lambda c: c.catalog.url,
+        "postgresql+psycopg://db/x",
+        id="catalog",
+    ),
+    pytest.param(
+        "LAKEHOUSE_STORAGE__S3__ENDPOINT",
+        "http://127.0.0.1:9000",
+        lambda c: c.storage.s3.endpoint,
+        "http://127.0.0.1:9000",
+        id="nested",
+    ),
+    pytest.param(
+        "LAKEHOUSE_STORAGE__BUCKETS__DEFAULT__MAX_BYTES",
+        "4096",
+        lambda c: c.storage.buckets["default"].max_bytes,
+        4096,
+        id="bucket",
     ),
 ]
 
@@ -345,7 +374,9 @@ def test_other_variables_are_ignored(environ: dict[str, str]) -> None:
     ("name", "value", "key", "reason"),
     [
         pytest.param("LAKEHOUSE_SERVER__PORT", "abc", "server.port", "(got 'abc')", id="bad-value"),
-        pytest.param("LAKEHOUSE_SERVER__PORT", "99999", "server.port", "less than or equal to 65535", id="out-of-range"),
+        pytest.param(
+            "LAKEHOUSE_SERVER__PORT", "99999", "server.port", "less than or equal to 65535", id="out-of-range"
+        ),
         pytest.param("LAKEHOUSE_SERVER__NOPE", "1", "server.nope", "unknown key", id="unknown-key"),
         pytest.param("LAKEHOUSE_MESH__TIMEOUT_S", "-1", "mesh.timeout_s", "greater than 0", id="negative-timeout"),
     ],
@@ -383,7 +414,9 @@ def test_override_below_a_scalar_names_the_variable(tmp_path: Path) -> None:
         pytest.param("LAKEHOUSE_STORAGE__DEFAULT_BUCKET", "missing", "storage", id="undeclared-default-bucket"),
     ],
 )
-def test_section_level_error_from_a_variable_names_the_variable(tmp_path: Path, name: str, value: str, key: str) -> None:
+def test_section_level_error_from_a_variable_names_the_variable(
+    tmp_path: Path, name: str, value: str, key: str
+) -> None:
     path = write(tmp_path, "[server]\nport = 6000\n")
 
     message = error_of(path, {name: value})

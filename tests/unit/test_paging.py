@@ -68,7 +68,16 @@ def test_negative_page_size_names_page_size(page_size: int) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["a", "", "datasets/orders/part-0001.parquet", "é漢字🙂", 'quote"and\\backslash', "nul\x00inside", "x" * 2000, "42"],
+    [
+        "a",
+        "",
+        "datasets/orders/part-0001.parquet",
+        "é漢字🙂",
+        'quote"and\\backslash',
+        "nul\x00inside",
+        "x" * 2000,
+        "42",
+    ],
 )
 def test_token_round_trips_the_last_key(key: str) -> None:
     token = encode_token(key)

@@ -1,0 +1,47 @@
+# The two commands of the README:
+#   make serve   install everything pinned into .venv and start the mesh on its embedded default
+#   make test    install the same way (plus system packages) and run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+
+.PHONY: serve test install protos lint bench clean
+
+serve: install
+	$(BIN)/lakehouse serve
+
+test: install node_modules/.installed
+	bash scripts/system-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest
+
+install: $(VENV)/.installed
+
+# Everything comes from requirements.lock (exact versions and hashes); the project itself is
+# installed editable without dependencies so nothing unpinned sneaks in.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $@
+
+# buf (lint, format, curl) pinned in package-lock.json.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Regenerate generated/ after editing proto/ (a test fails when they disagree).
+protos: install node_modules/.installed
+	node_modules/.bin/buf format -w
+	node_modules/.bin/buf lint
+	$(BIN)/python scripts/gen_protos.py
+
+# Re-resolve requirements.lock after changing dependencies in pyproject.toml.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
