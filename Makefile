@@ -28,9 +28,10 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $@
 
-# buf (lint, format, curl) pinned in package-lock.json.
+# buf (lint, format, curl) pinned in package.json and package-lock.json. `npm install` rather than
+# `npm ci`: this npm records only the linux optional binaries in the lock, which `npm ci` rejects.
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 # Regenerate generated/ after editing proto/ (a test fails when they disagree).
