@@ -4,6 +4,7 @@ from collections.abc import Sequence
 
 import pyarrow as pa
 import pytest
+
 from lakehouse.server.catalog.pii import (
     PiiKind,
     column_name_tokens,
@@ -39,8 +40,15 @@ def judge_values(values: Sequence[str | None]) -> frozenset[PiiKind]:
 
 def test_pii_kind_members_and_values() -> None:
     expected = [
-        "EMAIL", "PHONE", "SSN", "CARD_NUMBER", "IP_ADDRESS",
-        "DATE_OF_BIRTH", "ADDRESS", "SALARY", "PERSON_NAME",
+        "EMAIL",
+        "PHONE",
+        "SSN",
+        "CARD_NUMBER",
+        "IP_ADDRESS",
+        "DATE_OF_BIRTH",
+        "ADDRESS",
+        "SALARY",
+        "PERSON_NAME",
     ]
     assert [kind.name for kind in PiiKind] == expected
     assert [kind.value for kind in PiiKind] == expected
@@ -161,8 +169,17 @@ def test_is_email() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["+14155552671", "+442079460958", "(415) 555-2671", "415-555-2671", "415.555.2671",
-     "+1 415 555 2671", "1-800-555-1234", "+44 20 7946 0958", "+49 (30) 1234567"],
+    [
+        "+14155552671",
+        "+442079460958",
+        "(415) 555-2671",
+        "415-555-2671",
+        "415.555.2671",
+        "+1 415 555 2671",
+        "1-800-555-1234",
+        "+44 20 7946 0958",
+        "+49 (30) 1234567",
+    ],
 )
 def test_is_phone_number_accepts_common_formats(value: str) -> None:
     assert is_phone_number(value)
@@ -170,8 +187,17 @@ def test_is_phone_number_accepts_common_formats(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["12345", "4155552671", "123456789", "+1234567", "+1234567890123456",
-     "123-45-6789", "2024-01-15", "555-1234", "hello"],
+    [
+        "12345",
+        "4155552671",
+        "123456789",
+        "+1234567",
+        "+1234567890123456",
+        "123-45-6789",
+        "2024-01-15",
+        "555-1234",
+        "hello",
+    ],
 )
 def test_is_phone_number_rejects_plain_ints_and_other_shapes(value: str) -> None:
     assert not is_phone_number(value)
@@ -185,8 +211,18 @@ def test_is_ssn_valid() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["000-12-3456", "666-12-3456", "900-12-3456", "999-12-3456", "123-00-4567",
-     "123-45-0000", "123456789", "123-456-789", "12-345-6789", "123-45-67890"],
+    [
+        "000-12-3456",
+        "666-12-3456",
+        "900-12-3456",
+        "999-12-3456",
+        "123-00-4567",
+        "123-45-0000",
+        "123456789",
+        "123-456-789",
+        "12-345-6789",
+        "123-45-67890",
+    ],
 )
 def test_is_ssn_rejects_invalid(value: str) -> None:
     assert not is_ssn(value)
@@ -199,8 +235,15 @@ def test_luhn_valid() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["4111111111111111", "4111 1111 1111 1111", "4111-1111-1111-1111",
-     "5500005555555559", "378282246310005", "6011111111111117", "4222222222222"],
+    [
+        "4111111111111111",
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "5500005555555559",
+        "378282246310005",
+        "6011111111111117",
+        "4222222222222",
+    ],
 )
 def test_is_card_number_accepts_luhn_valid(value: str) -> None:
     assert is_card_number(value)
@@ -208,8 +251,15 @@ def test_is_card_number_accepts_luhn_valid(value: str) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["4111111111111112", "4111 1111 1111 1112", "5500005555555550",
-     "0000000000000000", "411111111111", "41111111111111111111", "4111x1111x1111x1111"],
+    [
+        "4111111111111112",
+        "4111 1111 1111 1112",
+        "5500005555555550",
+        "0000000000000000",
+        "411111111111",
+        "41111111111111111111",
+        "4111x1111x1111x1111",
+    ],
 )
 def test_is_card_number_rejects_luhn_invalid_and_bad_lengths(value: str) -> None:
     assert not is_card_number(value)
@@ -241,9 +291,7 @@ def test_values_detect_email() -> None:
 
 
 def test_values_detect_phone() -> None:
-    assert judge_values(["+14155552671", "(415) 555-2671", "+44 20 7946 0958"]) == only(
-        PiiKind.PHONE
-    )
+    assert judge_values(["+14155552671", "(415) 555-2671", "+44 20 7946 0958"]) == only(PiiKind.PHONE)
 
 
 def test_values_detect_ssn_but_not_invalid_ssns() -> None:
@@ -277,8 +325,7 @@ def test_values_detect_ipv4_and_ipv6() -> None:
 def test_date_values_alone_are_not_date_of_birth() -> None:
     dates = ["1990-04-23", "1985-12-01", "2001-07-15"]
     assert judge_values(dates) == NONE
-    result = detect_pii(["created", "born", "birth_dt"], string_table(
-        created=dates, born=dates, birth_dt=dates))
+    result = detect_pii(["created", "born", "birth_dt"], string_table(created=dates, born=dates, birth_dt=dates))
     assert result == {
         "created": NONE,
         "born": only(PiiKind.DATE_OF_BIRTH),
@@ -298,8 +345,18 @@ def test_salary_is_never_detected_from_values() -> None:
 
 
 def test_mixed_column_below_threshold_is_not_tagged() -> None:
-    values = ["a@example.com", "b@example.com", "c@example.com", "d@example.com",
-              "e@example.com", "x", "y", "z", "w", "v"]  # 50% emails
+    values = [
+        "a@example.com",
+        "b@example.com",
+        "c@example.com",
+        "d@example.com",
+        "e@example.com",
+        "x",
+        "y",
+        "z",
+        "w",
+        "v",
+    ]  # 50% emails
     assert judge_values(values) == NONE
 
 
@@ -342,8 +399,7 @@ def test_values_are_stripped_before_matching() -> None:
 
 
 def test_name_and_value_signals_are_combined() -> None:
-    sample = string_table(contact=["a@example.com", "b@example.com"],
-                          phone=["a@example.com", "b@example.com"])
+    sample = string_table(contact=["a@example.com", "b@example.com"], phone=["a@example.com", "b@example.com"])
     assert detect_pii(["contact", "phone"], sample) == {
         "contact": only(PiiKind.EMAIL),
         "phone": frozenset({PiiKind.PHONE, PiiKind.EMAIL}),
@@ -351,11 +407,13 @@ def test_name_and_value_signals_are_combined() -> None:
 
 
 def test_non_string_non_integer_columns_are_judged_by_name_only() -> None:
-    sample = pa.table({
-        "amount": pa.array([1.5, 2.5], pa.float64()),
-        "salary": pa.array([50_000.0, 60_000.0], pa.float64()),
-        "flag": pa.array([True, False]),
-    })
+    sample = pa.table(
+        {
+            "amount": pa.array([1.5, 2.5], pa.float64()),
+            "salary": pa.array([50_000.0, 60_000.0], pa.float64()),
+            "flag": pa.array([True, False]),
+        }
+    )
     assert detect_pii(["amount", "salary", "flag"], sample) == {
         "amount": NONE,
         "salary": only(PiiKind.SALARY),
@@ -365,10 +423,12 @@ def test_non_string_non_integer_columns_are_judged_by_name_only() -> None:
 
 def test_large_string_and_dictionary_columns_are_sampled() -> None:
     emails = ["a@example.com", "b@example.com", "c@example.com"]
-    sample = pa.table({
-        "big": pa.array(emails, pa.large_string()),
-        "dict": pa.array(emails, pa.string()).dictionary_encode(),
-    })
+    sample = pa.table(
+        {
+            "big": pa.array(emails, pa.large_string()),
+            "dict": pa.array(emails, pa.string()).dictionary_encode(),
+        }
+    )
     assert detect_pii(["big", "dict"], sample) == {
         "big": only(PiiKind.EMAIL),
         "dict": only(PiiKind.EMAIL),
@@ -393,8 +453,9 @@ def test_none_sample_uses_names_only() -> None:
 
 def test_every_column_name_is_present_in_result() -> None:
     names = ["id", "email", "missing_from_sample", "notes"]
-    sample = string_table(id=["1", "2"], email=["x", "y"], notes=["123-45-6789", None],
-                          extra=["a@example.com", "b@example.com"])
+    sample = string_table(
+        id=["1", "2"], email=["x", "y"], notes=["123-45-6789", None], extra=["a@example.com", "b@example.com"]
+    )
     result = detect_pii(names, sample)
     assert list(result) == names
     assert all(isinstance(kinds, frozenset) for kinds in result.values())

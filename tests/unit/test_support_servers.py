@@ -48,9 +48,7 @@ def test_postgres_server_roundtrip(tmp_path: Path) -> None:
     started = time.monotonic()
     with postgres_server(tmp_path) as pg:
         print(f"PostgreSQL ready in {time.monotonic() - started:.2f}s")
-        assert pg.url == (
-            f"postgresql+psycopg://lakehouse:{pg.password}@127.0.0.1:{pg.port}/lakehouse_test"
-        )
+        assert pg.url == (f"postgresql+psycopg://lakehouse:{pg.password}@127.0.0.1:{pg.port}/lakehouse_test")
         with psycopg.connect(pg.conninfo) as conn:
             assert conn.execute("select 1").fetchone() == (1,)
             conn.execute("create table t (id int primary key, name text)")
@@ -59,8 +57,6 @@ def test_postgres_server_roundtrip(tmp_path: Path) -> None:
             assert rows == [(1, "a"), (2, "b")]
         # A wrong password must be rejected: auth really is scram, not trust.
         with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(
-                pg.conninfo.replace(pg.password, "wrong"), connect_timeout=5
-            )
+            psycopg.connect(pg.conninfo.replace(pg.password, "wrong"), connect_timeout=5)
         port = pg.port
     assert not port_open("127.0.0.1", port)
