@@ -117,7 +117,7 @@ async def test_additive_evolution_only_when_allowed(catalog_mesh) -> None:
     assert ops == ["VERSION_OPERATION_SCHEMA_EVOLUTION", "VERSION_OPERATION_CREATE"]
 
 
-@pytest.mark.parametrize("name", ["Workers", "1workers", "work-ers", "_w", "w" * 129, "", "drop table;"])
+@pytest.mark.parametrize("name", ["Workers", "1workers", "work-ers", "_w", "w" * 129, "", "drop table;", "workers\n"])
 async def test_bad_dataset_names_are_refused_naming_the_field(catalog_mesh, name: str) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         await catalog_mesh.catalog.create_dataset(name, WORKERS)

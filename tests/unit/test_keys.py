@@ -238,11 +238,6 @@ def test_bucket_name_field_defaults_to_name() -> None:
     assert refusal(check_bucket_name, "X").violations[0].field == "name"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUCKET_NAME uses '$', which also matches before a trailing newline, so re.match "
-    "accepts 'abc\\n' (should be re.fullmatch or '\\Z')",
-)
 def test_bucket_name_with_trailing_newline_is_refused() -> None:
     error = refusal(check_bucket_name, "abc\n")
 

@@ -114,11 +114,6 @@ def test_text_without_credentials_is_unchanged(text: str) -> None:
     assert redact_uri(text) == text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a libpq value in single quotes may contain spaces; the \\S+ pattern masks only up to the "
-    "first space and leaves the rest of the password in the output",
-)
 @pytest.mark.parametrize(
     "text",
     [
@@ -133,11 +128,6 @@ def test_quoted_libpq_password_is_masked_entirely(text: str) -> None:
         assert word not in redacted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the query string is always decoded and re-encoded, so a URI with nothing to mask is "
-    "still rewritten (%20 becomes '+', a bare flag gains '=')",
-)
 @pytest.mark.parametrize(
     "text",
     [

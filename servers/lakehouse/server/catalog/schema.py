@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -66,11 +67,12 @@ def encode_schema(schema: pa.Schema) -> bytes:
 
 
 def fingerprint(schema: pa.Schema) -> str:
-    """SHA-256 over the (name, type) pairs in order: metadata and nullability do not count."""
-    digest = hashlib.sha256()
-    for f in schema:
-        digest.update(f"{f.name}\x1f{f.type}\x1e".encode())
-    return digest.hexdigest()
+    """SHA-256 over the (name, type) pairs in order: metadata and nullability do not count.
+
+    The pairs are JSON-encoded, so no column name can imitate a separator and collide.
+    """
+    pairs = [[f.name, str(f.type)] for f in schema]
+    return hashlib.sha256(json.dumps(pairs, ensure_ascii=False).encode()).hexdigest()
 
 
 def diff(current: pa.Schema, proposed: pa.Schema) -> SchemaDiff:

@@ -44,7 +44,7 @@ from lakehouse.server.common.redact import redact_uri
 T = TypeVar("T")
 Runner = Callable[..., Awaitable[Any]]
 
-DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
+DATASET_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 # Fixed namespace for dataset ids: the same name gives the same id on every machine and rebuild.
 DATASET_ID_NAMESPACE = uuid.UUID("6f1c2b1e-4d0a-5b7e-9a43-1c7e2f0d8b55")
 OPERATIONS = ("CREATE", "APPEND", "OVERWRITE", "DELETE", "COMPACT", "SCHEMA_EVOLUTION")
@@ -57,7 +57,7 @@ def dataset_id(name: str) -> str:
 
 
 def check_dataset_name(name: str, field: str) -> str:
-    if not DATASET_NAME.match(name):
+    if not DATASET_NAME.fullmatch(name):
         raise invalid_dataset_name(field)
     return name
 

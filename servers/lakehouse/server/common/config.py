@@ -12,6 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 import pydantic
@@ -145,6 +146,8 @@ class StorageConfig:
     def __post_init__(self) -> None:
         if self.default_bucket not in self.buckets:
             raise ValueError(f"default_bucket {self.default_bucket!r} is not declared in [storage.buckets]")
+        # Frozen means frozen all the way down: a read-only view, so no code can add or drop buckets.
+        object.__setattr__(self, "buckets", MappingProxyType(dict(self.buckets)))
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
@@ -181,8 +184,13 @@ class Config:
         return self.catalog.url or f"sqlite:///{self.data_dir / 'catalog.db'}"
 
     def with_server(self, **changes: Any) -> Config:
-        """A copy with [server] fields changed (command-line flags)."""
-        return replace(self, server=replace(self.server, **changes))
+        """A copy with [server] fields changed (command-line flags), validated like the file."""
+        try:
+            return replace(self, server=replace(self.server, **changes))
+        except pydantic.ValidationError as exc:
+            raise ConfigError(
+                _describe(exc, None, {("server", k): f"--{k.replace('_', '-')}" for k in changes}, prefix=("server",))
+            ) from None
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] | None = None) -> Config:
@@ -225,11 +233,24 @@ def _apply_env_overrides(raw: dict[str, Any], environ: Mapping[str, str]) -> dic
     return origins
 
 
-def _describe(exc: pydantic.ValidationError, path: Path | None, origins: Mapping[tuple[str, ...], str]) -> str:
+def _origin(loc: tuple[str, ...], origins: Mapping[tuple[str, ...], str]) -> str:
+    """The variable behind an error at `loc`: one that set that key, or a key inside that section."""
+    if loc in origins:
+        return origins[loc]
+    inside = [name for keys, name in origins.items() if keys[: len(loc)] == loc]
+    return ", ".join(sorted(inside))
+
+
+def _describe(
+    exc: pydantic.ValidationError,
+    path: Path | None,
+    origins: Mapping[tuple[str, ...], str],
+    prefix: tuple[str, ...] = (),
+) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(str(part) for part in err["loc"])
-        source = origins.get(loc, str(path) if path else "defaults")
+        loc = prefix + tuple(str(part) for part in err["loc"])
+        source = _origin(loc, origins) or (str(path) if path else "defaults")
         message = "unknown key" if err["type"] == "unexpected_keyword_argument" else err["msg"]
         if "input" in err and err["type"] != "unexpected_keyword_argument" and not isinstance(err["input"], dict):
             message += f" (got {err['input']!r})"

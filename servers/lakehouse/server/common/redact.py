@@ -3,32 +3,42 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-SECRET_PARAMS = re.compile(r"pass(word)?|pwd|secret|token|key|credential|signature|sig", re.IGNORECASE)
 MASK = "***"
+# Parameter names that carry secrets: exact names, or names ending in one of them.
+_SECRET_NAME = re.compile(
+    r"(?:^|[_.-])(?:pass(?:word)?|passwd|pwd|secret|token|key|apikey|credentials?|signature|sig|auth)$",
+    re.IGNORECASE,
+)
+_PARAM = re.compile(r"(^|[&;])([^=&;]+)=([^&;]*)")
+_LIBPQ = re.compile(r"(\b(?:password|passwd|pwd|secret|token|api_key)\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 
 
 def redact_uri(text: str) -> str:
-    """Masks a URI's password and secret-looking query parameters; leaves other text alone."""
+    """Masks a URI's password and secret-looking parameters; text with nothing to mask is unchanged."""
     try:
         parts = urlsplit(text)
     except ValueError:
-        return text
+        return _LIBPQ.sub(rf"\1{MASK}", text)
     if not parts.scheme or not parts.netloc:
-        return _redact_key_values(text)
+        return _LIBPQ.sub(rf"\1{MASK}", text)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = urlencode(
-        [(k, MASK if SECRET_PARAMS.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
-        safe="*",
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        user, has_password, _ = userinfo.partition(":")
+        netloc = f"{user}:{MASK}@{host}" if has_password else netloc
+    redacted = (parts.scheme, netloc, parts.path, _mask_params(parts.query), _mask_params(parts.fragment))
+    if redacted == (parts.scheme, parts.netloc, parts.path, parts.query, parts.fragment):
+        return text  # nothing secret: keep the caller's exact spelling
+    return urlunsplit(redacted)
 
 
-def _redact_key_values(text: str) -> str:
-    """libpq-style "host=x password=y" strings."""
-    return re.sub(r"(\b(?:password|pwd|secret|token)\s*=\s*)(\S+)", rf"\1{MASK}", text, flags=re.IGNORECASE)
+def _mask_params(params: str) -> str:
+    """Masks values of secret-looking `name=value` pairs, keeping everything else byte for byte."""
+
+    def mask(match: re.Match[str]) -> str:
+        sep, name, value = match.groups()
+        return f"{sep}{name}={MASK}" if value and _SECRET_NAME.search(name) else match.group(0)
+
+    return _PARAM.sub(mask, params)

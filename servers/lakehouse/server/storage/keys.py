@@ -9,7 +9,7 @@ from lakehouse.server.storage.errors import invalid_bucket_name, invalid_key
 
 MAX_KEY_BYTES = 1024
 RESERVED_PREFIX = "_lakehouse/"
-BUCKET_NAME = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
+BUCKET_NAME = re.compile(r"[a-z][a-z0-9-]{2,62}")
 
 
 def check_key(key: str, field: str = "key") -> str:
@@ -51,7 +51,7 @@ def check_prefix(prefix: str, field: str = "prefix") -> str:
 
 
 def check_bucket_name(name: str, field: str = "name") -> str:
-    if not BUCKET_NAME.match(name):
+    if not BUCKET_NAME.fullmatch(name):
         raise invalid_bucket_name(
             field, "must be 3 to 63 characters: lowercase letters, digits and '-', starting with a letter"
         )
