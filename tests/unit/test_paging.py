@@ -11,7 +11,7 @@ from lakehouse.server.common.paging import (
     Page,
     decode_token,
     encode_token,
-    next_token,
+    page_of,
     page_request,
 )
 
@@ -122,7 +122,7 @@ def test_garbled_token_names_page_token(token: str) -> None:
     assert error.message == "page_token: not a token this server issued"
 
 
-# --- next_token ----------------------------------------------------------------------------
+# --- page_of -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -130,13 +130,13 @@ def test_garbled_token_names_page_token(token: str) -> None:
     [([], 10), (["a"], 10), (["a", "b"], 2), (list("abcdefghij"), 10)],
 )
 def test_no_next_token_when_the_page_is_not_overfull(keys: list[str], size: int) -> None:
-    assert next_token(keys, size) == ""
+    assert page_of(keys, Page(size, None), str) == (keys, "")
 
 
 def test_next_token_continues_after_the_last_returned_key() -> None:
-    token = next_token(["a", "b", "c"], 2)
+    rows, token = page_of([{"k": "a"}, {"k": "b"}, {"k": "c"}], Page(2, None), lambda r: r["k"])
 
-    assert token != ""
+    assert rows == [{"k": "a"}, {"k": "b"}]
     assert decode_token(token) == "b"
 
 
@@ -144,7 +144,7 @@ def _list(keys: list[str], page_size: int, page_token: str) -> tuple[list[str], 
     """A List RPC the way services implement it: fetch size + 1 after the cursor."""
     page = page_request(page_size, page_token)
     fetched = [k for k in sorted(keys) if page.after is None or k > page.after][: page.size + 1]
-    return fetched[: page.size], next_token(fetched, page.size)
+    return page_of(fetched, page, str)
 
 
 @pytest.mark.parametrize(("total", "page_size"), [(0, 10), (9, 10), (10, 10), (11, 10), (25, 10), (7, 1), (250, 0)])

@@ -38,7 +38,7 @@ from lakehouse.server.catalog.store import (
 )
 from lakehouse.server.common.context import current_call, current_principal
 from lakehouse.server.common.errors import invalid_field
-from lakehouse.server.common.paging import Page, encode_token
+from lakehouse.server.common.paging import Page, page_of
 from lakehouse.server.common.redact import redact_uri
 
 T = TypeVar("T")
@@ -190,9 +190,7 @@ class CatalogService:
             with self._store.transaction() as tx:
                 return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
 
-        rows = await self._run(load)
-        token = encode_token(rows[page.size - 1].name) if len(rows) > page.size else ""
-        return rows[: page.size], token
+        return page_of(await self._run(load), page, lambda d: d.name)
 
     async def update_dataset(self, name_or_id: str, paths: Sequence[str], values: dict[str, Any]) -> DatasetRecord:
         if not paths:
@@ -317,9 +315,7 @@ class CatalogService:
             with self._store.transaction() as tx:
                 return tx.versions(record.id, before, page.size + 1)
 
-        rows = await self._run(load)
-        token = encode_token(str(rows[page.size - 1].version)) if len(rows) > page.size else ""
-        return rows[: page.size], token
+        return page_of(await self._run(load), page, lambda v: str(v.version))
 
     # -- sensitivity ---------------------------------------------------------------------------
 
@@ -372,9 +368,7 @@ class CatalogService:
             with self._store.transaction() as tx:
                 return tx.events(query)
 
-        rows = await self._run(load)
-        token = encode_token(str(rows[page.size - 1].sequence)) if len(rows) > page.size else ""
-        return rows[: page.size], token
+        return page_of(await self._run(load), page, lambda e: str(e.sequence))
 
 
 def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_additive: bool) -> None:

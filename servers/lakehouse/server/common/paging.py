@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from lakehouse.server.common.errors import invalid_field
 
 DEFAULT_PAGE_SIZE = 100
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,10 @@ def decode_token(token: str) -> str:
     return after
 
 
-def next_token(keys: list[str], size: int) -> str:
-    """Token for the next page when a full page came back (callers fetch size + 1 to know)."""
-    return encode_token(keys[size - 1]) if len(keys) > size else ""
+def page_of(rows: Sequence[T], page: Page, key: Callable[[T], str]) -> tuple[list[T], str]:
+    """Splits a fetch of up to `page.size + 1` rows into this page and the next page's token.
+
+    Fetching one row more than asked tells whether another page exists without a count query.
+    """
+    token = encode_token(key(rows[page.size - 1])) if len(rows) > page.size else ""
+    return list(rows[: page.size]), token

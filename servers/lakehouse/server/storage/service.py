@@ -26,7 +26,7 @@ from pyarrow import fs as pafs
 
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.errors import AlreadyExists, OutOfRange, Unavailable, invalid_field
-from lakehouse.server.common.paging import Page, next_token
+from lakehouse.server.common.paging import Page, page_of
 from lakehouse.server.storage.backends import Location, open_filesystem, parse_location
 from lakehouse.server.storage.errors import (
     BucketNotEmpty,
@@ -125,8 +125,7 @@ class StorageService:
 
     def list_buckets(self, page: Page) -> tuple[list[BucketInfo], str]:
         names = sorted(n for n in self._buckets if page.after is None or n > page.after)
-        chosen = names[: page.size + 1]
-        return [self._buckets[n].info for n in chosen[: page.size]], next_token(chosen, page.size)
+        return page_of([self._buckets[n].info for n in names[: page.size + 1]], page, lambda b: b.name)
 
     def create_bucket(self, name: str, uri: str, max_bytes: int) -> BucketInfo:
         check_bucket_name(name)
@@ -218,9 +217,8 @@ class StorageService:
             (f for f in self._iter_files(bucket, prefix) if page.after is None or f.path > page.after),
             key=lambda f: f.path,
         )
-        chosen = infos[: page.size + 1]
-        token = next_token([f.path for f in chosen], page.size)
-        return [self._describe(bucket, f) for f in chosen[: page.size]], token
+        chosen, token = page_of(infos[: page.size + 1], page, lambda f: f.path)
+        return [self._describe(bucket, f) for f in chosen], token
 
     def delete_object(self, bucket_name: str, key: str, allow_missing: bool) -> bool:
         check_key(key)
