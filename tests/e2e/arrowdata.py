@@ -44,7 +44,9 @@ def create_dataset(
 ) -> catalog_pb.CreateDatasetResponse:
     """CreateDataset through the generated stub; raises grpc.RpcError as a caller would see it."""
     request = catalog_pb.CreateDatasetRequest(
-        dataset=catalog_pb.Dataset(name=name, bucket=bucket, schema=arrow_pb2.ArrowSchema(arrow_ipc=schema_ipc(schema))),
+        dataset=catalog_pb.Dataset(
+            name=name, bucket=bucket, schema=arrow_pb2.ArrowSchema(arrow_ipc=schema_ipc(schema))
+        ),
     )
     if sample is not None:
         request.sample.CopyFrom(arrow_pb2.ArrowTable(arrow_ipc=table_ipc(sample), row_count=sample.num_rows))

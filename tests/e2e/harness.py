@@ -73,7 +73,15 @@ class ServerDied(RuntimeError):
 class ServerProcess:
     """One `lakehouse serve` subprocess; stdout/stderr go to files (an unread pipe would block it)."""
 
-    def __init__(self, workdir: Path, port: int, data_dir: Path, config: Path | None, services: Sequence[str], env: Mapping[str, str] | None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        data_dir: Path,
+        config: Path | None,
+        services: Sequence[str],
+        env: Mapping[str, str] | None,
+    ) -> None:
         self.workdir = workdir
         self.port = port
         self.address = f"127.0.0.1:{port}"
@@ -89,7 +97,9 @@ class ServerProcess:
         for service in self.services:
             args += ["--service", service]
         with self._stdout_path.open("wb") as out, self._stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen(args, cwd=workdir, env=clean_env(self.env), stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(
+                args, cwd=workdir, env=clean_env(self.env), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
         _STARTED.append(self.proc)
 
     @property
@@ -102,7 +112,9 @@ class ServerProcess:
     def health(self, service: str = "", timeout_s: float = 1.0) -> int:
         """ServingStatus of `service` through a fresh channel; raises grpc.RpcError when it cannot."""
         with grpc.insecure_channel(self.address) as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+            )
         return reply.status
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -111,7 +123,9 @@ class ServerProcess:
         last: object = None
         while time.monotonic() < deadline:
             if not self.alive():
-                raise ServerDied(f"lakehouse serve on {self.address} exited with {self.proc.returncode} before it was ready:\n{self.stderr}")
+                raise ServerDied(
+                    f"lakehouse serve on {self.address} exited with {self.proc.returncode} before it was ready:\n{self.stderr}"
+                )
             try:
                 if self.health(timeout_s=0.5) == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -119,7 +133,9 @@ class ServerProcess:
                 last = exc.code()
             time.sleep(0.1)
         self.kill()
-        raise TimeoutError(f"lakehouse serve on {self.address} not SERVING after {timeout_s:.0f}s (last: {last}):\n{self.stderr}")
+        raise TimeoutError(
+            f"lakehouse serve on {self.address} not SERVING after {timeout_s:.0f}s (last: {last}):\n{self.stderr}"
+        )
 
     def terminate(self) -> None:
         """Sends SIGTERM (the drain signal) without waiting."""
@@ -133,7 +149,9 @@ class ServerProcess:
             return self.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"lakehouse serve on {self.address} ignored SIGTERM for {timeout_s:.0f}s:\n{self.stderr}") from None
+            raise AssertionError(
+                f"lakehouse serve on {self.address} ignored SIGTERM for {timeout_s:.0f}s:\n{self.stderr}"
+            ) from None
 
     def kill(self) -> None:
         if self.alive():
@@ -150,10 +168,16 @@ def start_server(
     services: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     port: int | None = None,
+    wait: bool = True,
 ) -> ServerProcess:
-    """Starts `lakehouse serve` and waits until it is SERVING; retries a lost port race."""
+    """Starts `lakehouse serve` and waits until it is SERVING; retries a lost port race.
+
+    With `wait=False` it returns at once (call `wait_ready`), so several servers start together.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir or workdir / "data"
+    if not wait:
+        return ServerProcess(workdir, port or free_port(), data_dir, config, services, env)
     last: Exception | None = None
     for _ in range(_START_ATTEMPTS if port is None else 1):
         server = ServerProcess(workdir, port or free_port(), data_dir, config, services, env)
@@ -206,16 +230,48 @@ class Result:
     stderr: str
 
     def __str__(self) -> str:
-        return f"$ {' '.join(self.args)}\nexit {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        return (
+            f"$ {' '.join(self.args)}\nexit {self.code}\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr}"
+        )
 
 
-def run_cli(*args: str, cwd: Path, address: str | None = None, env: Mapping[str, str] | None = None, timeout_s: float = CLI_TIMEOUT_S) -> Result:
+def run_cli(
+    *args: str,
+    cwd: Path,
+    address: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = CLI_TIMEOUT_S,
+) -> Result:
     """Runs `lakehouse ARGS...` as a user would, against `address` (via $LAKEHOUSE_ADDRESS)."""
     extra = dict(env or {})
     if address is not None:
         extra["LAKEHOUSE_ADDRESS"] = address
-    proc = subprocess.run([*lakehouse_command(), *args], cwd=cwd, env=clean_env(extra), stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
-    return Result(("lakehouse", *args), proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    proc = subprocess.run(
+        [*lakehouse_command(), *args],
+        cwd=cwd,
+        env=clean_env(extra),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    return Result(
+        ("lakehouse", *args),
+        proc.returncode,
+        proc.stdout.decode(errors="replace"),
+        proc.stderr.decode(errors="replace"),
+    )
+
+
+@dataclass(frozen=True)
+class Cli:
+    """`lakehouse ...` bound to one server and working directory."""
+
+    address: str
+    cwd: Path
+
+    def __call__(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
+        return run_cli(*args, cwd=self.cwd, address=self.address, env=env)
 
 
 # -- buf curl ---------------------------------------------------------------------------------
@@ -223,11 +279,20 @@ def run_cli(*args: str, cwd: Path, address: str | None = None, env: Mapping[str,
 
 def buf_path() -> Path:
     if not BUF.exists():
-        raise AssertionError(f"buf not found at {BUF}: run `npm ci` in {REPO} (the e2e tier needs it; it is never skipped)")
+        raise AssertionError(
+            f"buf not found at {BUF}: run `npm ci` in {REPO} (the e2e tier needs it; it is never skipped)"
+        )
     return BUF
 
 
-def buf_curl(address: str, *args: str, method: str = "", data: object | None = None, headers: Sequence[str] = (), timeout_s: float = 30.0) -> Result:
+def buf_curl(
+    address: str,
+    *args: str,
+    method: str = "",
+    data: object | None = None,
+    headers: Sequence[str] = (),
+    timeout_s: float = 30.0,
+) -> Result:
     """`buf curl --protocol grpc --http2-prior-knowledge ARGS [-d JSON] http://ADDRESS[/METHOD]`."""
     command = [str(buf_path()), "curl", "--protocol", "grpc", "--http2-prior-knowledge", *args]
     for header in headers:
@@ -236,7 +301,9 @@ def buf_curl(address: str, *args: str, method: str = "", data: object | None = N
         command += ["-d", json.dumps(data)]
     command.append(f"http://{address}" + (f"/{method}" if method else ""))
     proc = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s, check=False)
-    return Result(tuple(command), proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+    return Result(
+        tuple(command), proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace")
+    )
 
 
 def buf_error(result: Result) -> dict[str, object]:
@@ -270,7 +337,9 @@ def buf_error_info(error: Mapping[str, object]) -> error_details_pb2.ErrorInfo:
 # -- rich status from generated stubs ---------------------------------------------------------
 
 
-def status_details(error: grpc.RpcError) -> tuple[error_details_pb2.ErrorInfo | None, error_details_pb2.BadRequest | None]:
+def status_details(
+    error: grpc.RpcError,
+) -> tuple[error_details_pb2.ErrorInfo | None, error_details_pb2.BadRequest | None]:
     """ErrorInfo and BadRequest of a failed call made with generated stubs."""
     status: status_pb2.Status | None = rpc_status.from_call(error)  # type: ignore[arg-type]
     info = bad = None

@@ -99,7 +99,7 @@ async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Query(query_service_pb2.QueryRequest(sql="select 1"))
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "lakehouse.query.v1.QueryService.Query is not implemented yet" in err.value.details()
+    assert "/lakehouse.query.v1.QueryService/Query is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
         await mesh.catalog._unary(
             mesh.catalog._stub.ListViews,

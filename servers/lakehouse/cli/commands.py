@@ -176,13 +176,19 @@ async def objects_put(c: Clients, file: Path, key: str, bucket: str, content_typ
 @client_command
 async def objects_get(c: Clients, key: str, bucket: str, target: Path | None) -> None:
     """Download KEY."""
-    sink = target.open("wb") if target else sys.stdout.buffer
-    try:
+    if target is None:
         async for message in c.storage.get_object(key, bucket=bucket, timeout_s=3600):
-            sink.write(message.chunk)
+            sys.stdout.buffer.write(message.chunk)
+        return
+    # Download beside the target and rename on success, so a failure never clobbers an existing file.
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("wb") as sink:
+            async for message in c.storage.get_object(key, bucket=bucket, timeout_s=3600):
+                sink.write(message.chunk)
+        partial.replace(target)
     finally:
-        if target:
-            sink.close()
+        partial.unlink(missing_ok=True)
 
 
 @objects.command("stat")

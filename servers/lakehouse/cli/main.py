@@ -91,6 +91,8 @@ def serve(
         sys.exit(2)
 
     def announce(started: Any) -> None:
+        if config.server.log_format == "json":
+            return  # the server's own log line says it; stderr stays one JSON object per line
         names = ", ".join(services or SERVICE_NAMES)
         click.echo(
             f"lakehouse mesh serving {names} on {started.address} (data in {config.data_dir}); Ctrl-C stops", err=True

@@ -66,6 +66,6 @@ def fail(error: LakehouseClientError) -> NoReturn:
         errors.print(f"  field {violation.field}: {violation.description}", highlight=False, markup=False)
     if not error.violations:
         errors.print(f"  {error.message}", highlight=False, markup=False)
-    if error.code.name == "UNAVAILABLE":
+    if error.code.name == "UNAVAILABLE" and not error.reason:  # no ErrorInfo: the server itself was not reached
         errors.print("  is the server running? start it with: lakehouse serve", highlight=False)
     sys.exit(1)

@@ -65,7 +65,13 @@ class MeshServer:
         limit = self._config.server.max_message_mb * 1024 * 1024
         self._server = grpc.aio.server(
             interceptors=[ServerCallInterceptor(self._authenticator)],
-            options=[("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)],
+            options=[
+                ("grpc.max_send_message_length", limit),
+                ("grpc.max_receive_message_length", limit),
+                # Without this a second server on the same port starts too and the kernel splits
+                # clients between two servers with different data.
+                ("grpc.so_reuseport", 0),
+            ],
         )
         self._health = HealthServicer()
         for binding in self._bindings:
@@ -79,9 +85,15 @@ class MeshServer:
             )
         host = self._config.server.host
         bind_host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        self.port = self._server.add_insecure_port(f"{bind_host}:{self._config.server.port}")
+        try:
+            self.port = self._server.add_insecure_port(f"{bind_host}:{self._config.server.port}")
+        except RuntimeError:
+            self.port = 0  # newer grpc raises where older versions returned 0
         if self.port == 0:
-            raise OSError(f"cannot bind {host}:{self._config.server.port} (in use or not an address of this machine)")
+            raise OSError(
+                f"cannot bind {host}:{self._config.server.port}: the port is in use or the address is not one of this "
+                "machine's; pick another with --port or [server] port"
+            )
         await self._server.start()
         for name in ["", *names]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)

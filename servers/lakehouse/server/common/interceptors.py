@@ -158,8 +158,10 @@ def _domain(method: str) -> str:
 
 def _from_peer(exc: LakehouseClientError) -> LakehouseError:
     """A peer's failure keeps its code and reason; UNAVAILABLE stays retryable for our caller."""
+    # A transport failure carries no ErrorInfo: the peer itself could not be reached.
+    reason = exc.reason or ("PEER_UNAVAILABLE" if exc.code.name == "UNAVAILABLE" else exc.code.name)
     error = LakehouseError(
-        f"{exc.domain or 'peer'}: {exc.message}", reason=exc.reason or exc.code.name, retry_after_s=exc.retry_delay_s
+        f"{exc.domain or 'peer service'}: {exc.message}", reason=reason, retry_after_s=exc.retry_delay_s
     )
     error.code = Code[exc.code.name] if exc.code.name in Code.__members__ else Code.INTERNAL
     return error

@@ -15,7 +15,7 @@ from lakehouse.server.common.errors import Unimplemented
 
 
 def _raiser(method: MethodDescriptor, why: str) -> Any:
-    message = f"{method.full_name} is not implemented yet: {why}"
+    message = f"/{method.containing_service.full_name}/{method.name} is not implemented yet: {why}"
     if method.server_streaming:
 
         async def stream(self: object, request: object, context: object) -> AsyncIterator[Any]:

@@ -1,0 +1,155 @@
+"""The `lakehouse` CLI against a real `lakehouse serve` process: what a user reads and the exit codes."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Cli, Result, ServerProcess, run_cli
+from tests.support.servers import free_port
+
+pytestmark = pytest.mark.e2e
+
+SERVICE_LABELS = ("storage", "catalog", "query", "vector", "memory", "chat")
+
+
+def ok(result: Result) -> str:
+    """stdout of a command that must succeed quietly (exit 0, nothing on stderr but warnings)."""
+    assert result.code == 0, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    return result.stdout
+
+
+def failed(result: Result) -> str:
+    """stderr of a command that must fail the way a user can act on: exit 1, no traceback."""
+    assert result.code == 1, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    return result.stderr
+
+
+def row(text: str, *cells: str) -> bool:
+    """True when one line of a rich table holds `cells` in this order."""
+    pattern = r"\s*│\s*".join(re.escape(c) for c in cells)
+    return any(re.search(pattern, line) for line in text.splitlines())
+
+
+@pytest.fixture(scope="module")
+def cli(mesh: ServerProcess, workdir: Path) -> Cli:
+    """`lakehouse ...` run in the module's temp dir against the module's server."""
+    return Cli(mesh.address, workdir)
+
+
+def test_health_lists_every_service_serving(cli: Cli) -> None:
+    out = ok(cli("health"))
+    assert row(out, "(overall)", "SERVING")
+    for label in SERVICE_LABELS:
+        assert row(out, label, "SERVING"), out
+
+
+def test_whoami_without_auth_is_the_local_admin(cli: Cli) -> None:
+    out = ok(cli("whoami"))
+    assert row(out, "principal", "local-admin")
+    assert row(out, "role", "admin")
+    assert row(out, "auth", "off")
+
+
+def test_buckets_list_shows_the_default_bucket(cli: Cli, mesh: ServerProcess) -> None:
+    out = ok(cli("buckets", "list"))
+    assert row(out, "default", "file://"), out
+    assert row(out, "yes", "config"), out
+    assert str(mesh.data_dir.resolve()) in out
+
+
+def test_objects_put_ls_stat_get(cli: Cli, workdir: Path) -> None:
+    source = workdir / "orders.csv"
+    source.write_text("order_id,total\n1,9.99\n2,19.50\n" * 100)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    size = source.stat().st_size
+
+    put = ok(
+        cli("objects", "put", str(source), "exports/orders.csv", "--content-type", "text/csv", "--meta", "team=sales")
+    )
+    assert "stored default/exports/orders.csv" in put
+    assert sha in put
+
+    listing = ok(cli("objects", "ls", "exports/"))
+    assert row(listing, "exports/orders.csv", f"{size / 1024:.1f} KiB", "text/csv"), listing
+
+    stat = ok(cli("objects", "stat", "exports/orders.csv"))
+    assert row(stat, "key", "exports/orders.csv")
+    assert row(stat, "size", f"{size} bytes")
+    assert row(stat, "sha256", sha)
+    assert row(stat, "content type", "text/csv")
+    assert row(stat, "meta team", "sales")
+
+    target = workdir / "downloaded.csv"
+    ok(cli("objects", "get", "exports/orders.csv", "-o", str(target)))
+    assert target.read_bytes() == source.read_bytes()
+
+
+def test_datasets_create_list_get_history_and_events(cli: Cli, workdir: Path) -> None:
+    csv = workdir / "staff.csv"
+    csv.write_text("id,email,city\n1,ann@example.com,Oslo\n2,bob@example.org,Lima\n3,cy@example.net,Pune\n")
+
+    created = ok(
+        cli(
+            "datasets", "create", "staff", "--schema-from", str(csv), "--tag", "hr", "--description", "people we employ"
+        )
+    )
+    match = re.search(r"registered: staff id ([0-9a-f-]{36}) version 1", created)
+    assert match, created
+    dataset_id = match[1]
+    assert uuid.UUID(dataset_id).version == 5
+    assert row(created, "email", "string", "yes", "email"), created
+    assert row(created, "id", "int64", "yes", "-"), created
+
+    again = ok(cli("datasets", "create", "staff", "--schema-from", str(csv)))
+    assert f"already registered (same schema): staff id {dataset_id} version 1" in again
+
+    listed = ok(cli("datasets", "list", "--tag", "hr"))
+    assert row(listed, "staff", "1", "0", "0 B", "local-admin", "hr"), listed
+
+    shown = ok(cli("datasets", "get", "staff"))
+    assert row(shown, "id", dataset_id)
+    assert row(shown, "tags", "hr")
+    assert row(shown, "description", "people we employ")
+    assert row(shown, "email", "string", "yes", "email"), shown
+    assert row(shown, "city", "string", "yes", "-"), shown
+
+    history = ok(cli("datasets", "history", "staff"))
+    assert row(history, "1", "create", "0", "0 B", "local-admin"), history
+
+    events = ok(cli("events", "--entity", "staff"))
+    assert row(events, "local-admin", "dataset:staff", "create"), events
+
+
+def test_failed_get_leaves_an_existing_output_file_alone(cli: Cli, workdir: Path) -> None:
+    keep = workdir / "keep.txt"
+    keep.write_text("precious\n")
+    err = failed(cli("objects", "get", "missing/key.txt", "-o", str(keep)))
+    assert "NOT_FOUND" in err and "OBJECT_NOT_FOUND" in err
+    assert keep.read_text() == "precious\n"
+
+
+def test_missing_dataset_prints_code_and_reason(cli: Cli) -> None:
+    err = failed(cli("datasets", "get", "nope"))
+    assert "NOT_FOUND" in err and "DATASET_NOT_FOUND" in err
+    assert "'nope'" in err
+
+
+def test_bad_object_key_names_the_field(cli: Cli, workdir: Path) -> None:
+    source = workdir / "f.txt"
+    source.write_text("hello\n")
+    err = failed(cli("objects", "put", str(source), "../x"))
+    assert "INVALID_ARGUMENT" in err and "INVALID_OBJECT_KEY" in err
+    assert "field header.key" in err
+
+
+def test_closed_port_says_unavailable_and_how_to_start_the_server(workdir: Path) -> None:
+    err = failed(run_cli("datasets", "list", "--timeout", "5", cwd=workdir, address=f"127.0.0.1:{free_port()}"))
+    assert "UNAVAILABLE" in err
+    assert "lakehouse serve" in err
