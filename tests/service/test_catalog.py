@@ -358,3 +358,42 @@ async def test_sample_rows_drive_value_based_detection(catalog_mesh) -> None:
     d = (await catalog_mesh.catalog.create_dataset("contacts", schema, sample=sample)).dataset
     assert pii_of(d) == {"contact": ["PII_KIND_EMAIL"], "card": ["PII_KIND_CARD_NUMBER"], "misc": []}
     assert table_ipc(sample).row_count == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"description": "nul\x00byte"}, "dataset.description"),
+        ({"owner": "o" * 257}, "dataset.owner"),
+        ({"tags": ["ok", "x" * 300]}, "dataset.tags[1]"),
+        ({"tags": [""]}, "dataset.tags[0]"),
+        ({"tags": [f"t{i}" for i in range(65)]}, "dataset.tags"),
+    ],
+)
+async def test_text_the_database_cannot_store_is_refused_on_every_backend(
+    catalog_mesh, change: dict, field: str
+) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        await catalog_mesh.catalog.create_dataset("workers", WORKERS, **change)
+    assert err.value.violations[0].field == field
+    await catalog_mesh.catalog.create_dataset("workers", WORKERS)
+    with pytest.raises(InvalidArgumentError) as err:
+        await catalog_mesh.catalog.update_dataset("workers", **change)
+    assert err.value.violations[0].field == field
+
+
+@pytest.mark.parametrize("ref", ["bad\x00name", "x" * 5000, "Workers", "not-a-uuid"])
+async def test_lookups_of_impossible_names_are_not_found_not_internal(catalog_mesh, ref: str) -> None:
+    with pytest.raises(NotFoundError) as err:
+        await catalog_mesh.catalog.get_dataset(ref)
+    assert err.value.reason == "DATASET_NOT_FOUND"
+    with pytest.raises(InvalidArgumentError):
+        await catalog_mesh.catalog.list_datasets(owner="nul\x00")
+
+
+async def test_out_of_range_time_filters_name_the_field(catalog_mesh) -> None:
+    request = pb.ListEventsRequest()
+    request.start_time.seconds = 2**62
+    with pytest.raises(InvalidArgumentError) as err:
+        await catalog_mesh.catalog._unary(catalog_mesh.catalog._stub.ListEvents, request)
+    assert err.value.violations[0].field == "start_time"

@@ -277,3 +277,18 @@ async def test_s3_bucket_created_at_runtime(mesh_factory: MeshFactory, s3) -> No
     await s.put_object("x/y.txt", b"over s3", bucket="remote")
     assert await s.read_object("x/y.txt", bucket="remote") == b"over s3"
     assert (await s.bucket_health("remote")).writable
+
+
+async def test_local_disk_key_clashes_are_a_precondition_not_an_internal_error(mesh_factory: MeshFactory) -> None:
+    mesh = await mesh_factory(services=("storage",))
+    s = mesh.storage
+    await s.put_object("reports/2026", b"a file")
+    with pytest.raises(FailedPreconditionError) as err:
+        await s.put_object("reports/2026/jan.csv", b"x")
+    assert err.value.reason == "KEY_CONFLICT"
+    await s.put_object("archive/2025/dec.csv", b"y")
+    with pytest.raises(FailedPreconditionError) as err:
+        await s.put_object("archive/2025", b"z")
+    assert err.value.reason == "KEY_CONFLICT"
+    assert sorted(o.key for o in (await s.list_objects()).objects) == ["archive/2025/dec.csv", "reports/2026"]
+    assert await s.read_object("reports/2026") == b"a file"

@@ -62,6 +62,46 @@ def check_dataset_name(name: str, field: str) -> str:
     return name
 
 
+MAX_TAGS = 64
+MAX_SHORT_TEXT = 256
+MAX_LONG_TEXT = 16 * 1024
+
+
+def check_text(field: str, value: str, max_chars: int, *, required: bool = False) -> str:
+    """Free text a database can store: bounded, no NUL (PostgreSQL refuses NUL in text)."""
+    if required and not value:
+        raise invalid_field(field, "must not be empty", reason="INVALID_ARGUMENT")
+    if len(value) > max_chars:
+        raise invalid_field(field, f"must be at most {max_chars} characters", reason="VALUE_TOO_LONG")
+    if "\x00" in value:
+        raise invalid_field(field, "must not contain NUL characters", reason="INVALID_CHARACTERS")
+    return value
+
+
+def check_tags(field: str, tags: Sequence[str]) -> tuple[str, ...]:
+    if len(tags) > MAX_TAGS:
+        raise invalid_field(field, f"at most {MAX_TAGS} tags", reason="TOO_MANY_TAGS")
+    for i, tag in enumerate(tags):
+        check_text(f"{field}[{i}]", tag, MAX_SHORT_TEXT, required=True)
+    return unique_tags(tags)
+
+
+def check_lookup(name_or_id: str, field: str) -> str:
+    """A dataset reference: a valid name or an id; anything else cannot exist."""
+    if not name_or_id:
+        raise invalid_field(field, "a dataset name or id is required", reason="MISSING_DATASET")
+    if not (DATASET_NAME.fullmatch(name_or_id) or _is_uuid(name_or_id)):
+        raise DatasetNotFound(name_or_id[:200])
+    return name_or_id
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 class BucketDirectory(Protocol):
     """Confirms a bucket exists (the storage service, reached through its client)."""
 
@@ -108,6 +148,10 @@ class CatalogService:
     async def create_dataset(self, new: NewDataset) -> tuple[DatasetRecord, bool]:
         """Registers a dataset; the same name and schema again is a no-op returning created=False."""
         check_dataset_name(new.name, "dataset.name")
+        check_text("dataset.description", new.description, MAX_LONG_TEXT)
+        check_text("dataset.owner", new.owner, MAX_SHORT_TEXT)
+        check_text("dataset.location", new.location, 1024)
+        check_tags("dataset.tags", new.tags)
         schema = schemas.decode_schema(new.schema_ipc, "dataset.schema")
         sample = schemas.decode_table(new.sample_ipc, "sample")
         bucket = new.bucket or self._default_bucket
@@ -172,9 +216,7 @@ class CatalogService:
         return evolved, True
 
     async def get_dataset(self, name_or_id: str, field: str = "dataset") -> DatasetRecord:
-        if not name_or_id:
-            raise invalid_field(field, "a dataset name or id is required", reason="MISSING_DATASET")
-        return await self._run(self._get_dataset, name_or_id)
+        return await self._run(self._get_dataset, check_lookup(name_or_id, field))
 
     def _get_dataset(self, name_or_id: str) -> DatasetRecord:
         with self._store.transaction() as tx:
@@ -186,6 +228,9 @@ class CatalogService:
     async def list_datasets(
         self, page: Page, tag: str, owner: str, name_prefix: str
     ) -> tuple[list[DatasetRecord], str]:
+        for name, value in (("tag", tag), ("owner", owner), ("name_prefix", name_prefix)):
+            check_text(name, value, MAX_SHORT_TEXT)
+
         def load() -> list[DatasetRecord]:
             with self._store.transaction() as tx:
                 return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
@@ -206,7 +251,10 @@ class CatalogService:
                 f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_DATASET_FIELDS)}",
                 reason="INVALID_UPDATE_MASK",
             )
-        return await self._run(self._update_dataset, name_or_id, tuple(paths), values)
+        check_text("dataset.description", values["description"], MAX_LONG_TEXT)
+        check_text("dataset.owner", values["owner"], MAX_SHORT_TEXT)
+        check_tags("dataset.tags", values["tags"])
+        return await self._run(self._update_dataset, check_lookup(name_or_id, "dataset.name"), tuple(paths), values)
 
     def _update_dataset(self, name_or_id: str, paths: tuple[str, ...], values: dict[str, Any]) -> DatasetRecord:
         now = datetime.now(UTC)
@@ -221,7 +269,7 @@ class CatalogService:
             return after
 
     async def delete_dataset(self, name_or_id: str) -> DatasetRecord:
-        return await self._run(self._delete_dataset, name_or_id)
+        return await self._run(self._delete_dataset, check_lookup(name_or_id, "dataset"))
 
     def _delete_dataset(self, name_or_id: str) -> DatasetRecord:
         now = datetime.now(UTC)
@@ -241,11 +289,20 @@ class CatalogService:
             raise invalid_field("operation", f"must be one of {', '.join(OPERATIONS)}", reason="INVALID_OPERATION")
         if new.table_version < 0:
             raise invalid_field("table_version", "must not be negative", reason="INVALID_TABLE_VERSION")
-        for name, value in (("row_count", new.row_count), ("size_bytes", new.size_bytes)):
-            if value < 0:
+        for name, count in (("row_count", new.row_count), ("size_bytes", new.size_bytes)):
+            if count < 0:
                 raise invalid_field(name, "must not be negative", reason="INVALID_ARGUMENT")
         if new.content_sha256 and not re.fullmatch(r"[0-9a-f]{64}", new.content_sha256):
             raise invalid_field("content_sha256", "must be a lowercase hex SHA-256", reason="INVALID_CONTENT_HASH")
+        check_lookup(new.dataset, "dataset")
+        for name, value in (
+            ("lineage.source_system", new.lineage.source_system),
+            ("lineage.source_reference", new.lineage.source_reference),
+            ("lineage.job_id", new.lineage.job_id),
+            *((f"lineage.attributes[{k!r}]", f"{k}{v}") for k, v in new.lineage.attributes.items()),
+            *((f"files[{i}]", f) for i, f in enumerate(new.files)),
+        ):
+            check_text(name, value, MAX_LONG_TEXT)
         schema = schemas.decode_schema(new.schema_ipc, "schema")
         sample = schemas.decode_table(new.sample_ipc, "sample")
         return await self._run(self._register_version, new, schema, sample)
@@ -309,6 +366,7 @@ class CatalogService:
 
     async def history(self, name_or_id: str, page: Page) -> tuple[list[VersionRecord], str]:
         before = _int_token(page.after, "page_token")
+        check_lookup(name_or_id, "dataset")
 
         def load() -> list[VersionRecord]:
             record = self._get_dataset(name_or_id)
@@ -325,6 +383,9 @@ class CatalogService:
         unknown = [k for k in pii if k not in PiiKind.__members__]
         if unknown:
             raise invalid_field("pii", f"unknown PII kinds: {', '.join(unknown)}", reason="INVALID_PII_KIND")
+        check_lookup(name_or_id, "dataset")
+        check_text("column", column, MAX_SHORT_TEXT, required=True)
+        check_text("reason", reason, MAX_LONG_TEXT)
         return await self._run(self._set_column_sensitivity, name_or_id, column, tuple(sorted(set(pii))), reason)
 
     def _set_column_sensitivity(self, name_or_id: str, column: str, pii: tuple[str, ...], reason: str) -> DatasetRecord:
@@ -361,6 +422,8 @@ class CatalogService:
     ) -> tuple[list[EventRecord], str]:
         if start is not None and end is not None and start >= end:
             raise invalid_field("end_time", "must be after start_time", reason="INVALID_TIME_RANGE")
+        check_text("entity_type", entity_type, MAX_SHORT_TEXT)
+        check_text("entity", entity, MAX_SHORT_TEXT)
         after = _int_token(page.after, "page_token") or 0
         query = EventQuery(after, page.size + 1, entity_type, entity, start, end)
 

@@ -188,8 +188,8 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
 
     async def ListEvents(self, request: pb.ListEventsRequest, context: Any) -> pb.ListEventsResponse:
         page = page_request(request.page_size, request.page_token)
-        start = from_timestamp(request.start_time, request.HasField("start_time"))
-        end = from_timestamp(request.end_time, request.HasField("end_time"))
+        start = from_timestamp(request.start_time, request.HasField("start_time"), "start_time")
+        end = from_timestamp(request.end_time, request.HasField("end_time"), "end_time")
         rows, token = await self._svc.list_events(page, request.entity_type, request.entity, start, end)
         return pb.ListEventsResponse(events=[event_pb(e) for e in rows], next_page_token=token)
 

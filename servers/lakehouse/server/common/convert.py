@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 from google.protobuf import timestamp_pb2
 
+from lakehouse.server.common.errors import invalid_field
+
 
 def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     """A protobuf Timestamp, or None so the field stays unset."""
@@ -16,6 +18,13 @@ def to_timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     return stamp
 
 
-def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool) -> datetime | None:
-    """A timezone-aware datetime, or None when the field was not set."""
-    return stamp.ToDatetime(tzinfo=UTC) if present else None
+def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool, field: str) -> datetime | None:
+    """A timezone-aware datetime, or None when the field was not set; out of range names `field`."""
+    if not present:
+        return None
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        raise invalid_field(
+            field, "outside the range of dates this server handles (years 1 to 9999)", reason="INVALID_TIMESTAMP"
+        ) from None

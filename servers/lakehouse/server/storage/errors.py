@@ -27,6 +27,10 @@ class BucketNotEmpty(FailedPrecondition):
     reason = "BUCKET_NOT_EMPTY"
 
 
+class KeyConflict(FailedPrecondition):
+    reason = "KEY_CONFLICT"
+
+
 class QuotaExceeded(ResourceExhausted):
     reason = "BUCKET_QUOTA_EXCEEDED"
 

@@ -33,6 +33,7 @@ from lakehouse.server.storage.errors import (
     BucketNotFound,
     BucketProtected,
     ChecksumMismatch,
+    KeyConflict,
     ObjectNotFound,
     QuotaExceeded,
     SizeMismatch,
@@ -180,6 +181,7 @@ class StorageService:
         bucket = self._bucket(request.bucket or self._config.storage.default_bucket)
         if bucket.local_root is not None:
             check_local_segments(request.key, "header.key")
+            _check_no_directory_clash(bucket.local_root, request.key)  # again at commit: uploads race
         budget = None
         if bucket.info.max_bytes:
             used = self._used_bytes(bucket, exclude_key=request.key)
@@ -286,6 +288,8 @@ class StorageService:
             "content_type": request.content_type,
             "metadata": dict(request.metadata),
         }
+        if bucket.local_root is not None:
+            _check_no_directory_clash(bucket.local_root, request.key)
         _write_bytes(bucket.fs, _sidecar_path(request.key), json.dumps(sidecar).encode())
         if bucket.local_root is not None:
             target = bucket.local_root / request.key
@@ -385,6 +389,19 @@ def _check_metadata(metadata: Mapping[str, str]) -> None:
         if not key or len(key.encode()) > MAX_METADATA_BYTES or len(value.encode()) > MAX_METADATA_BYTES:
             why = f"keys must be 1 to {MAX_METADATA_BYTES} bytes, values at most {MAX_METADATA_BYTES}"
             raise invalid_field("header.metadata", why, reason="INVALID_METADATA")
+
+
+def _check_no_directory_clash(root: Path, key: str) -> None:
+    """On local disk "a" and "a/b" cannot both be objects (S3 allows it); say so instead of failing."""
+    parts = key.split("/")
+    for depth in range(1, len(parts)):
+        prefix = "/".join(parts[:depth])
+        if (root / prefix).is_file():
+            raise KeyConflict(
+                f"key {key!r} needs {prefix!r} to be a folder, but it is an object in this local-disk bucket"
+            )
+    if (root / key).is_dir():
+        raise KeyConflict(f"key {key!r} is a folder of other objects in this local-disk bucket; choose another key")
 
 
 def _sidecar_path(key: str) -> str:
