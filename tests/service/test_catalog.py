@@ -397,3 +397,22 @@ async def test_out_of_range_time_filters_name_the_field(catalog_mesh) -> None:
     with pytest.raises(InvalidArgumentError) as err:
         await catalog_mesh.catalog._unary(catalog_mesh.catalog._stub.ListEvents, request)
     assert err.value.violations[0].field == "start_time"
+
+
+async def test_versions_are_found_by_number_and_by_content(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    created = await c.create_dataset("workers", WORKERS)
+    assert not created.dataset.HasField("table_version")
+    await c.register_version(version_request("workers", 0, 3, sha="ab" * 32))
+    await c.register_version(version_request("workers", 4, 5, sha="cd" * 32))
+    d = await c.get_dataset("workers")
+    assert (d.current_version, d.table_version) == (3, 4)
+    v2 = await c.get_version("workers", 2)
+    assert (v2.table_version, v2.row_count, v2.content_sha256) == (0, 3, "ab" * 32)
+    assert not (await c.get_version("workers", 1)).HasField("table_version")
+    with pytest.raises(NotFoundError) as err:
+        await c.get_version("workers", 9)
+    assert err.value.reason == "VERSION_NOT_FOUND" and "1 to 3" in err.value.message
+    found = (await c.history("workers", content_sha256="cd" * 32)).versions
+    assert [v.version for v in found] == [3]
+    assert (await c.history("workers", content_sha256="ef" * 32)).versions == []

@@ -113,9 +113,17 @@ class AsyncCatalogClient(BaseAsyncClient):
     async def register_version(self, request: pb.RegisterDatasetVersionRequest) -> pb.RegisterDatasetVersionResponse:
         return await self._unary(self._stub.RegisterDatasetVersion, request)
 
-    async def history(self, dataset: str, *, page_size: int = 0, page_token: str = "") -> pb.GetDatasetHistoryResponse:
-        request = pb.GetDatasetHistoryRequest(dataset=dataset, page_size=page_size, page_token=page_token)
+    async def history(
+        self, dataset: str, *, page_size: int = 0, page_token: str = "", content_sha256: str = ""
+    ) -> pb.GetDatasetHistoryResponse:
+        request = pb.GetDatasetHistoryRequest(
+            dataset=dataset, page_size=page_size, page_token=page_token, content_sha256=content_sha256
+        )
         return await self._unary(self._stub.GetDatasetHistory, request)
+
+    async def get_version(self, dataset: str, version: int) -> pb.DatasetVersion:
+        request = pb.GetDatasetVersionRequest(dataset=dataset, version=version)
+        return (await self._unary(self._stub.GetDatasetVersion, request)).version
 
     async def set_column_sensitivity(
         self, dataset: str, column: str, pii: Sequence[str], reason: str = ""

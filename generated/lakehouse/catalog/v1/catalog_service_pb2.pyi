@@ -116,7 +116,7 @@ class Column(_message.Message):
     def __init__(self, name: _Optional[str] = ..., arrow_type: _Optional[str] = ..., nullable: _Optional[bool] = ..., pii: _Optional[_Iterable[_Union[PiiKind, str]]] = ..., sensitivity_source: _Optional[_Union[SensitivitySource, str]] = ...) -> None: ...
 
 class Dataset(_message.Message):
-    __slots__ = ("id", "name", "bucket", "location", "schema", "columns", "schema_fingerprint", "description", "owner", "tags", "current_version", "row_count", "size_bytes", "create_time", "update_time")
+    __slots__ = ("id", "name", "bucket", "location", "schema", "columns", "schema_fingerprint", "description", "owner", "tags", "current_version", "row_count", "size_bytes", "create_time", "update_time", "table_version")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
@@ -132,6 +132,7 @@ class Dataset(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    TABLE_VERSION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     bucket: str
@@ -147,7 +148,8 @@ class Dataset(_message.Message):
     size_bytes: int
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., bucket: _Optional[str] = ..., location: _Optional[str] = ..., schema: _Optional[_Union[_arrow_pb2.ArrowSchema, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., schema_fingerprint: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., current_version: _Optional[int] = ..., row_count: _Optional[int] = ..., size_bytes: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    table_version: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., bucket: _Optional[str] = ..., location: _Optional[str] = ..., schema: _Optional[_Union[_arrow_pb2.ArrowSchema, _Mapping]] = ..., columns: _Optional[_Iterable[_Union[Column, _Mapping]]] = ..., schema_fingerprint: _Optional[str] = ..., description: _Optional[str] = ..., owner: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., current_version: _Optional[int] = ..., row_count: _Optional[int] = ..., size_bytes: _Optional[int] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., table_version: _Optional[int] = ...) -> None: ...
 
 class Lineage(_message.Message):
     __slots__ = ("source_system", "source_reference", "job_id", "attributes")
@@ -319,14 +321,16 @@ class RegisterDatasetVersionResponse(_message.Message):
     def __init__(self, dataset: _Optional[_Union[Dataset, _Mapping]] = ..., version: _Optional[_Union[DatasetVersion, _Mapping]] = ..., duplicate: _Optional[bool] = ...) -> None: ...
 
 class GetDatasetHistoryRequest(_message.Message):
-    __slots__ = ("dataset", "page_size", "page_token")
+    __slots__ = ("dataset", "page_size", "page_token", "content_sha256")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     page_size: int
     page_token: str
-    def __init__(self, dataset: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    content_sha256: str
+    def __init__(self, dataset: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., content_sha256: _Optional[str] = ...) -> None: ...
 
 class GetDatasetHistoryResponse(_message.Message):
     __slots__ = ("versions", "next_page_token")
@@ -335,6 +339,20 @@ class GetDatasetHistoryResponse(_message.Message):
     versions: _containers.RepeatedCompositeFieldContainer[DatasetVersion]
     next_page_token: str
     def __init__(self, versions: _Optional[_Iterable[_Union[DatasetVersion, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetDatasetVersionRequest(_message.Message):
+    __slots__ = ("dataset", "version")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    version: int
+    def __init__(self, dataset: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetDatasetVersionResponse(_message.Message):
+    __slots__ = ("version",)
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    version: DatasetVersion
+    def __init__(self, version: _Optional[_Union[DatasetVersion, _Mapping]] = ...) -> None: ...
 
 class SetColumnSensitivityRequest(_message.Message):
     __slots__ = ("dataset", "column", "pii", "reason")

@@ -74,6 +74,11 @@ class CatalogServiceStub:
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryRequest.SerializeToString,
                 response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryResponse.FromString,
                 _registered_method=True)
+        self.GetDatasetVersion = channel.unary_unary(
+                '/lakehouse.catalog.v1.CatalogService/GetDatasetVersion',
+                request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionRequest.SerializeToString,
+                response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionResponse.FromString,
+                _registered_method=True)
         self.SetColumnSensitivity = channel.unary_unary(
                 '/lakehouse.catalog.v1.CatalogService/SetColumnSensitivity',
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.SetColumnSensitivityRequest.SerializeToString,
@@ -241,6 +246,14 @@ class CatalogServiceServicer:
     def GetDatasetHistory(self, request, context):
         """Lists a dataset's versions, newest first.
         Errors: NOT_FOUND/DATASET_NOT_FOUND, INVALID_ARGUMENT/INVALID_PAGE_TOKEN.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDatasetVersion(self, request, context):
+        """Returns one version of a dataset (time travel resolves versions through it).
+        Errors: NOT_FOUND/DATASET_NOT_FOUND, NOT_FOUND/VERSION_NOT_FOUND.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -450,6 +463,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.GetDatasetHistory,
                     request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryRequest.FromString,
                     response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryResponse.SerializeToString,
+            ),
+            'GetDatasetVersion': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDatasetVersion,
+                    request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionRequest.FromString,
+                    response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionResponse.SerializeToString,
             ),
             'SetColumnSensitivity': grpc.unary_unary_rpc_method_handler(
                     servicer.SetColumnSensitivity,
@@ -746,6 +764,33 @@ class CatalogService:
             '/lakehouse.catalog.v1.CatalogService/GetDatasetHistory',
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryRequest.SerializeToString,
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDatasetVersion(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lakehouse.catalog.v1.CatalogService/GetDatasetVersion',
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionRequest.SerializeToString,
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetDatasetVersionResponse.FromString,
             options,
             channel_credentials,
             insecure,

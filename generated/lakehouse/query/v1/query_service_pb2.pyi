@@ -284,12 +284,20 @@ class IngestFileHeader(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., mode: _Optional[_Union[IngestMode, str]] = ..., file_name: _Optional[str] = ..., options: _Optional[_Union[FileOptions, _Mapping]] = ..., size_bytes: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
 
 class IngestFileRequest(_message.Message):
-    __slots__ = ("header", "chunk")
+    __slots__ = ("header", "chunk", "commit")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     CHUNK_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
     header: IngestFileHeader
     chunk: bytes
-    def __init__(self, header: _Optional[_Union[IngestFileHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+    commit: IngestFileCommit
+    def __init__(self, header: _Optional[_Union[IngestFileHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ..., commit: _Optional[_Union[IngestFileCommit, _Mapping]] = ...) -> None: ...
+
+class IngestFileCommit(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: str
+    def __init__(self, sha256: _Optional[str] = ...) -> None: ...
 
 class IngestFileResponse(_message.Message):
     __slots__ = ("summary",)
@@ -398,7 +406,7 @@ class VacuumResponse(_message.Message):
     def __init__(self, dataset: _Optional[str] = ..., files_deleted: _Optional[_Iterable[str]] = ..., bytes_deleted: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class DatasetVersion(_message.Message):
-    __slots__ = ("version", "commit_time", "operation", "row_count", "schema_fingerprint", "actor", "source", "content_sha256")
+    __slots__ = ("version", "commit_time", "operation", "row_count", "schema_fingerprint", "actor", "source", "content_sha256", "delta_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COMMIT_TIME_FIELD_NUMBER: _ClassVar[int]
     OPERATION_FIELD_NUMBER: _ClassVar[int]
@@ -407,6 +415,7 @@ class DatasetVersion(_message.Message):
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    DELTA_VERSION_FIELD_NUMBER: _ClassVar[int]
     version: int
     commit_time: _timestamp_pb2.Timestamp
     operation: str
@@ -415,7 +424,8 @@ class DatasetVersion(_message.Message):
     actor: str
     source: str
     content_sha256: str
-    def __init__(self, version: _Optional[int] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., row_count: _Optional[int] = ..., schema_fingerprint: _Optional[str] = ..., actor: _Optional[str] = ..., source: _Optional[str] = ..., content_sha256: _Optional[str] = ...) -> None: ...
+    delta_version: int
+    def __init__(self, version: _Optional[int] = ..., commit_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., operation: _Optional[str] = ..., row_count: _Optional[int] = ..., schema_fingerprint: _Optional[str] = ..., actor: _Optional[str] = ..., source: _Optional[str] = ..., content_sha256: _Optional[str] = ..., delta_version: _Optional[int] = ...) -> None: ...
 
 class GetDatasetHistoryRequest(_message.Message):
     __slots__ = ("dataset", "page_size", "page_token")

@@ -149,12 +149,13 @@ class QueryServiceServicer:
 
     def IngestFile(self, request_iterator, context):
         """Uploads a file and ingests it into a dataset as one Delta commit. The first message
-        carries the header; every later message carries the next chunk of file bytes. The
-        single response is the summary, sent after the commit and catalog registration.
-        A failed or cancelled upload leaves no visible version. Ingesting content already
+        carries the header, the following ones the file's bytes in order, and the last one is
+        `commit`. The single response is the summary, sent after the Delta commit and the
+        catalog registration. A stream that ends without `commit` (a failed or cancelled client
+        looks like that to the server) is discarded: no visible version. Ingesting content already
         ingested into the dataset (same SHA-256) writes nothing and reports `duplicate`.
-        Errors: INVALID_ARGUMENT/MISSING_HEADER (first message is not a header, or a second
-        header arrives), INVALID_ARGUMENT/INVALID_DATASET_NAME, INVALID_ARGUMENT/UNKNOWN_FORMAT
+        Errors: INVALID_ARGUMENT/MISSING_HEADER (first message is not a header),
+        INVALID_ARGUMENT/MISSING_COMMIT, INVALID_ARGUMENT/UNEXPECTED_MESSAGE, INVALID_ARGUMENT/INVALID_DATASET_NAME, INVALID_ARGUMENT/UNKNOWN_FORMAT
         (format unset and not inferable from the file name), INVALID_ARGUMENT/MALFORMED_INPUT
         (the message names the line or row), INVALID_ARGUMENT/INVALID_COLUMN_TYPE,
         ALREADY_EXISTS/DATASET_EXISTS (mode CREATE), FAILED_PRECONDITION/SCHEMA_MISMATCH (the

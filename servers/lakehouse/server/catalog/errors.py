@@ -12,6 +12,10 @@ class DatasetNotFound(NotFound):
         super().__init__(f"dataset {name!r} does not exist; ListDatasets shows the ones that do")
 
 
+class VersionNotFound(NotFound):
+    reason = "VERSION_NOT_FOUND"
+
+
 class ColumnNotFound(NotFound):
     reason = "COLUMN_NOT_FOUND"
 

@@ -23,6 +23,7 @@ from lakehouse.server.catalog.errors import (
     NotDatasetOwner,
     SchemaMismatch,
     TableVersionNotNewer,
+    VersionNotFound,
     invalid_dataset_name,
 )
 from lakehouse.server.catalog.pii import PiiKind, detect_pii
@@ -333,6 +334,7 @@ class CatalogService:
                 fingerprint=schemas.fingerprint(schema),
                 columns=_columns(schema, sample, before.columns),
                 current_version=before.current_version + 1,
+                table_version=new.table_version,
                 row_count=new.row_count,
                 size_bytes=new.size_bytes,
                 update_time=now,
@@ -364,16 +366,32 @@ class CatalogService:
             )
             return after, version, False
 
-    async def history(self, name_or_id: str, page: Page) -> tuple[list[VersionRecord], str]:
+    async def history(self, name_or_id: str, page: Page, content_sha256: str = "") -> tuple[list[VersionRecord], str]:
         before = _int_token(page.after, "page_token")
         check_lookup(name_or_id, "dataset")
+        check_text("content_sha256", content_sha256, 64)
 
         def load() -> list[VersionRecord]:
             record = self._get_dataset(name_or_id)
             with self._store.transaction() as tx:
-                return tx.versions(record.id, before, page.size + 1)
+                return tx.versions(record.id, before, page.size + 1, content_sha256)
 
         return page_of(await self._run(load), page, lambda v: str(v.version))
+
+    async def get_version(self, name_or_id: str, number: int) -> VersionRecord:
+        check_lookup(name_or_id, "dataset")
+
+        def load() -> VersionRecord:
+            record = self._get_dataset(name_or_id)
+            with self._store.transaction() as tx:
+                found = tx.version(record.id, number)
+            if found is None:
+                raise VersionNotFound(
+                    f"dataset {record.name!r} has no version {number}; its versions are 1 to {record.current_version}"
+                )
+            return found
+
+        return await self._run(load)
 
     # -- sensitivity ---------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ def dataset_pb(record: DatasetRecord) -> pb.Dataset:
         size_bytes=record.size_bytes,
         create_time=to_timestamp(record.create_time),
         update_time=to_timestamp(record.update_time),
+        table_version=record.table_version,
     )
 
 
@@ -174,8 +175,15 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
         self, request: pb.GetDatasetHistoryRequest, context: Any
     ) -> pb.GetDatasetHistoryResponse:
         page = page_request(request.page_size, request.page_token)
-        rows, token = await self._svc.history(request.dataset, page)
+        rows, token = await self._svc.history(request.dataset, page, request.content_sha256)
         return pb.GetDatasetHistoryResponse(versions=[version_pb(v) for v in rows], next_page_token=token)
+
+    async def GetDatasetVersion(
+        self, request: pb.GetDatasetVersionRequest, context: Any
+    ) -> pb.GetDatasetVersionResponse:
+        return pb.GetDatasetVersionResponse(
+            version=version_pb(await self._svc.get_version(request.dataset, request.version))
+        )
 
     async def SetColumnSensitivity(
         self, request: pb.SetColumnSensitivityRequest, context: Any

@@ -35,6 +35,7 @@ datasets = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("owner", sa.String(256), nullable=False, default=""),
     sa.Column("current_version", sa.BigInteger, nullable=False),
+    sa.Column("table_version", sa.BigInteger, nullable=True),
     sa.Column("row_count", sa.BigInteger, nullable=False),
     sa.Column("size_bytes", sa.BigInteger, nullable=False),
     sa.Column("create_time_us", sa.BigInteger, nullable=False),
@@ -134,6 +135,8 @@ class DatasetRecord:
     size_bytes: int
     create_time: datetime
     update_time: datetime
+    table_version: int | None = None
+    """Delta version holding the current version's data; None until data is first committed."""
 
     def summary(self) -> dict[str, Any]:
         """What the audit journal keeps of a dataset (no schema bytes)."""
@@ -147,6 +150,7 @@ class DatasetRecord:
             "owner": self.owner,
             "tags": list(self.tags),
             "current_version": self.current_version,
+            "table_version": self.table_version,
             "row_count": self.row_count,
             "pii": {c.name: list(c.pii) for c in self.columns if c.pii},
         }
@@ -309,7 +313,9 @@ class Tx:
             )
         )
 
-    def versions(self, dataset_id: str, before: int | None, limit: int) -> list[VersionRecord]:
+    def versions(
+        self, dataset_id: str, before: int | None, limit: int, content_sha256: str = ""
+    ) -> list[VersionRecord]:
         query = (
             sa.select(dataset_versions)
             .where(dataset_versions.c.dataset_id == dataset_id)
@@ -318,7 +324,16 @@ class Tx:
         )
         if before is not None:
             query = query.where(dataset_versions.c.version < before)
+        if content_sha256:
+            query = query.where(dataset_versions.c.content_sha256 == content_sha256)
         return [self._version(row) for row in self._conn.execute(query).mappings()]
+
+    def version(self, dataset_id: str, number: int) -> VersionRecord | None:
+        query = sa.select(dataset_versions).where(
+            dataset_versions.c.dataset_id == dataset_id, dataset_versions.c.version == number
+        )
+        row = self._conn.execute(query).mappings().first()
+        return self._version(row) if row else None
 
     def version_with_content(self, dataset_id: str, content_sha256: str) -> VersionRecord | None:
         query = sa.select(dataset_versions).where(
@@ -416,6 +431,7 @@ class Tx:
             size_bytes=row["size_bytes"],
             create_time=from_us(row["create_time_us"]),
             update_time=from_us(row["update_time_us"]),
+            table_version=row["table_version"],
         )
 
     @staticmethod
@@ -431,6 +447,7 @@ class Tx:
             "description": record.description,
             "owner": record.owner,
             "current_version": record.current_version,
+            "table_version": record.table_version,
             "row_count": record.row_count,
             "size_bytes": record.size_bytes,
             "create_time_us": to_us(record.create_time),
