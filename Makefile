@@ -6,16 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: serve test install protos lint bench clean
+.PHONY: serve test install system-deps protos lint lock clean
 
 serve: install
 	$(BIN)/lakehouse serve
 
-test: install node_modules/.installed
-	bash scripts/system-deps.sh
-	$(BIN)/ruff check .
-	$(BIN)/mypy
+test: system-deps install node_modules/.installed lint
 	$(BIN)/python -m pytest
+
+# PostgreSQL (a catalog backend under test) and npm, from Debian when missing.
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: $(VENV)/.installed
 

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import sqlalchemy.exc
 
 from lakehouse.cli import commands
+from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
+from lakehouse.server.common.errors import LakehouseError
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_CONFIG = Path("lakehouse.toml")
@@ -86,8 +89,9 @@ def serve(
         configure_logging(config.server.log_level, config.server.log_format)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         server = build_server(config, services or SERVICE_NAMES)
-    except (ConfigError, ValueError) as exc:
-        click.echo(f"lakehouse serve: {exc}", err=True)
+    except (ConfigError, ValueError, LakehouseError, OSError, sqlalchemy.exc.ArgumentError) as exc:
+        # Start-up problems are the operator's to fix: say what and where, without a traceback.
+        click.echo(f"lakehouse serve: {_startup_problem(exc)}", err=True)
         sys.exit(2)
 
     def announce(started: Any) -> None:
@@ -105,7 +109,16 @@ def serve(
         sys.exit(2)
 
 
+def _startup_problem(exc: BaseException) -> str:
+    if isinstance(exc, sqlalchemy.exc.ArgumentError):
+        return f"[catalog] url is not a database URL ({exc}); use sqlite:///path or postgresql+psycopg://user@host/db"
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc)
+
+
 commands.register(cli)
+cli.add_command(sample_command)
 
 
 def main() -> None:

@@ -10,19 +10,18 @@ from collections.abc import Sequence
 
 from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
-from lakehouse.query.v1 import query_service_pb2, query_service_pb2_grpc
 from lakehouse.server.catalog import servicer as catalog
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
-from lakehouse.server.common.config import SERVICE_NAMES, Config
+from lakehouse.server.common.config import SERVICE_NAMES, Config, ConfigError
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
 from lakehouse.server.common.unimplemented import unimplemented_servicer
+from lakehouse.server.query import servicer as query
 from lakehouse.server.storage import servicer as storage
 from lakehouse.vector.v1 import vector_service_pb2, vector_service_pb2_grpc
 
 _PENDING = {
-    "query": (query_service_pb2, query_service_pb2_grpc, "QueryService"),
     "vector": (vector_service_pb2, vector_service_pb2_grpc, "VectorService"),
     "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
     "chat": (chat_service_pb2, chat_service_pb2_grpc, "ChatService"),
@@ -36,7 +35,23 @@ def _pending_binding(name: str) -> ServiceBinding:
         getattr(stubs, f"{service_name}Servicer"), descriptor, f"the {name} service is not part of this release"
     )
     add = getattr(stubs, f"add_{service_name}Servicer_to_server")
-    return ServiceBinding(name=name, full_name=descriptor.full_name, register=lambda server: add(servicer, server))
+    return ServiceBinding(
+        name=name, full_name=descriptor.full_name, register=lambda server: add(servicer, server), serving=False
+    )
+
+
+# Peers each built service calls; a peer not hosted here needs an address in [mesh].
+PEERS = {"catalog": ("storage",), "query": ("catalog", "storage")}
+
+
+def _require_peers(config: Config, services: Sequence[str]) -> None:
+    for service in services:
+        for peer in PEERS.get(service, ()):
+            if peer not in services and not config.mesh.address_of(peer):
+                raise ConfigError(
+                    f"the {service} service calls the {peer} service, which this process does not host: "
+                    f'set [mesh] {peer} = "HOST:PORT" (or LAKEHOUSE_MESH__{peer.upper()}), or add --service {peer}'
+                )
 
 
 def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> MeshServer:
@@ -44,6 +59,7 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
     unknown = [s for s in services if s not in SERVICE_NAMES]
     if unknown:
         raise ValueError(f"unknown service {', '.join(unknown)}; choose from {', '.join(SERVICE_NAMES)}")
+    _require_peers(config, services)
     authenticator = TokenAuthenticator.from_config(config.auth)
     executor = BlockingExecutor(config.server.blocking_workers)
     server: MeshServer
@@ -54,6 +70,8 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
             bindings.append(storage.build(config, executor))
         elif name == "catalog":
             bindings.append(catalog.build(config, executor, peers, authenticator.enabled))
+        elif name == "query":
+            bindings.append(query.build(config, executor, peers, authenticator))
         else:
             bindings.append(_pending_binding(name))
 

@@ -33,6 +33,10 @@ class ServiceBinding:
     """Adds the servicer to a server."""
     close: Callable[[], Awaitable[None]] | None = None
     """Releases what the service holds (connections, pools) after the server stopped."""
+    serving: bool = True
+    """Whether health reports it; False for a contract whose server is not in this release."""
+    start: Callable[[MeshServer], Awaitable[dict[str, str]]] | None = None
+    """Starts what the service runs beside the gRPC port (the Flight server); returns its endpoints."""
 
 
 class MeshServer:
@@ -51,6 +55,8 @@ class MeshServer:
         self._on_stopped = on_stopped
         self._authenticator = authenticator
         self.port = 0
+        self.endpoints: dict[str, str] = {}
+        """Extra endpoints the services opened, for example {"flight": "grpc+tcp://127.0.0.1:50052"}."""
 
     @property
     def address(self) -> str:
@@ -95,13 +101,20 @@ class MeshServer:
                 "machine's; pick another with --port or [server] port"
             )
         await self._server.start()
-        for name in ["", *names]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        for binding in self._bindings:
+            if binding.start is not None:
+                self.endpoints.update(await binding.start(self))
+        await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
+        for binding in self._bindings:
+            if binding.serving:  # a contract without a server here has no health entry (NOT_FOUND)
+                await self._health.set(binding.full_name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving %s on %s", ", ".join(b.name for b in self._bindings), self.address)
 
     async def stop(self) -> None:
         """Health goes NOT_SERVING, in-flight calls get the grace period, then services close."""
         await self._health.enter_graceful_shutdown()
+        # Load balancers need a moment to see NOT_SERVING before the port stops taking calls.
+        await asyncio.sleep(self._config.server.drain_delay_s)
         grace = self._config.server.grace_period_s
         log.info("draining for up to %.1fs", grace)
         await self._server.stop(grace)

@@ -51,7 +51,8 @@ class TokenAuthenticator:
             if token.sha256:
                 digest = bytes.fromhex(token.sha256)
             else:
-                value = environ.get(token.env, "")
+                # Secrets mounted from files often end in a newline; presented tokens are stripped too.
+                value = environ.get(token.env, "").strip()
                 if not value:
                     raise ConfigError(f"auth.tokens.{i}: environment variable {token.env} is unset or empty")
                 digest = hashlib.sha256(value.encode()).digest()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lakehouse.server.common.auth import LOCAL_ADMIN, Principal
 
@@ -15,7 +15,7 @@ class CallContext:
     request_id: str
     method: str
     principal: Principal
-    authorization: str = ""
+    authorization: str = field(default="", repr=False)
     """The caller's authorization header, forwarded on mesh hops so peers see the same principal."""
 
 

@@ -21,6 +21,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from lakehouse.client.errors import LakehouseClientError
+from lakehouse.server.common import roles
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.context import CallContext, reset_call, set_call
 from lakehouse.server.common.errors import Code, LakehouseError
@@ -28,6 +29,8 @@ from lakehouse.server.common.errors import Code, LakehouseError
 log = logging.getLogger("lakehouse.rpc")
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+MAX_MESSAGE_CHARS = 4000
+MAX_DETAIL_CHARS = 1000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 
 
@@ -66,8 +69,11 @@ class _Call:
         if not _REQUEST_ID.match(rid):
             rid = uuid.uuid4().hex
         authorization = str(self.metadata.get("authorization", ""))
-        ctx = CallContext(rid, self.method, self.auth.authenticate(authorization), authorization)
-        return ctx, set_call(ctx)
+        principal = self.auth.authenticate(authorization)
+        ctx = CallContext(rid, self.method, principal, authorization)
+        token = set_call(ctx)
+        roles.require(principal, self.method)
+        return ctx, token
 
     async def fail(self, context: grpc.aio.ServicerContext, ctx: CallContext | None, exc: BaseException) -> None:
         status = _to_status(exc, self.method, ctx.request_id if ctx else "")
@@ -171,18 +177,22 @@ def _to_status(exc: BaseException, method: str, request_id: str) -> status_pb2.S
     if isinstance(exc, LakehouseClientError):
         exc = _from_peer(exc)
     if not isinstance(exc, LakehouseError):
-        log.error("unhandled error in %s (request_id=%s)", method, request_id, exc_info=exc)
+        log.error("unhandled error in %s", method, exc_info=exc, extra={"request_id": request_id})
         exc = LakehouseError(f"internal error; quote request id {request_id} when reporting it", reason="INTERNAL")
+    # Status details travel in trailers, which gRPC caps at 16 KiB: keep them well under.
+    metadata = {key: _clip(value, MAX_DETAIL_CHARS) for key, value in list(exc.metadata.items())[:16]}
     info = error_details_pb2.ErrorInfo(
-        reason=exc.reason, domain=_domain(method), metadata={**exc.metadata, "request_id": request_id}
+        reason=exc.reason, domain=_domain(method), metadata={**metadata, "request_id": request_id}
     )
     details = [info]
     if exc.violations:
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
-                    error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                    for v in exc.violations
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=_clip(v.description, MAX_DETAIL_CHARS)
+                    )
+                    for v in exc.violations[:20]
                 ]
             )
         )
@@ -196,4 +206,10 @@ def _to_status(exc: BaseException, method: str, request_id: str) -> status_pb2.S
         holder.Pack(detail)
         packed.append(holder)
     code = exc.code if exc.code != Code.OK else Code.INTERNAL
-    return status_pb2.Status(code=code_pb2.Code.Value(code.name), message=exc.message, details=packed)
+    return status_pb2.Status(
+        code=code_pb2.Code.Value(code.name), message=_clip(exc.message, MAX_MESSAGE_CHARS), details=packed
+    )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 20] + f"… ({len(text) - limit + 20} more)"

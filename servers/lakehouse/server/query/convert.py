@@ -1,0 +1,135 @@
+"""Protobuf <-> domain conversions shared by the gRPC servicer and the Flight server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from google.protobuf import duration_pb2
+
+from lakehouse.common.v1 import arrow_pb2, progress_pb2
+from lakehouse.query.v1 import flight_pb2
+from lakehouse.query.v1 import query_service_pb2 as pb
+from lakehouse.server.common.errors import invalid_field
+from lakehouse.server.query.ingest import FileOptions
+from lakehouse.server.query.ingestion import ProgressEvent, Summary
+from lakehouse.server.query.service import Statement, as_positional_or_named
+
+MODES = {
+    pb.INGEST_MODE_UNSPECIFIED: "CREATE",
+    pb.INGEST_MODE_CREATE: "CREATE",
+    pb.INGEST_MODE_APPEND: "APPEND",
+    pb.INGEST_MODE_OVERWRITE: "OVERWRITE",
+}
+FORMATS = {
+    pb.FILE_FORMAT_CSV: "csv",
+    pb.FILE_FORMAT_TSV: "tsv",
+    pb.FILE_FORMAT_JSON: "json",
+    pb.FILE_FORMAT_NDJSON: "ndjson",
+    pb.FILE_FORMAT_PARQUET: "parquet",
+}
+DRIVERS = {
+    pb.DATABASE_DRIVER_POSTGRESQL: "postgresql",
+    pb.DATABASE_DRIVER_SQLITE: "sqlite",
+    pb.DATABASE_DRIVER_DUCKDB: "duckdb",
+}
+
+
+def ipc_table(table: pa.Table) -> arrow_pb2.ArrowTable:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return arrow_pb2.ArrowTable(arrow_ipc=sink.getvalue().to_pybytes(), row_count=table.num_rows)
+
+
+def ipc_schema(schema: pa.Schema) -> arrow_pb2.ArrowSchema:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass
+    return arrow_pb2.ArrowSchema(arrow_ipc=sink.getvalue().to_pybytes())
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(int(value * 1e9))
+    return out
+
+
+def parameters(values: Any) -> list[Any] | dict[str, Any] | None:
+    """QueryParameter messages as DuckDB parameters."""
+    pairs = []
+    for i, p in enumerate(values):
+        kind = p.WhichOneof("value")
+        if kind is None:
+            raise invalid_field(f"parameters[{i}]", "has no value", reason="INVALID_PARAMETER")
+        pairs.append((p.name, None if kind == "null_value" else getattr(p, kind)))
+    return as_positional_or_named(pairs)
+
+
+def statement_pb(statement: Statement) -> flight_pb2.SqlStatement:
+    params = statement.params or []
+    named = params.items() if isinstance(params, dict) else (("", v) for v in params)
+    return flight_pb2.SqlStatement(
+        sql=statement.sql, parameters=[parameter_pb(n, v) for n, v in named], as_of=dict(statement.as_of or {})
+    )
+
+
+def parameter_pb(name: str, value: Any) -> pb.QueryParameter:
+    if value is None:
+        return pb.QueryParameter(name=name, null_value=0)
+    field = {bool: "bool_value", int: "int64_value", float: "double_value", bytes: "bytes_value"}.get(
+        type(value), "string_value"
+    )
+    return pb.QueryParameter(name=name, **{field: value})
+
+
+def file_options(options: pb.FileOptions) -> FileOptions:
+    csv = options.csv
+    return FileOptions(
+        format=FORMATS.get(options.format, ""),
+        delimiter=csv.delimiter,
+        quote=csv.quote,
+        escape=csv.escape,
+        header=csv.header if csv.HasField("header") else None,
+        null_strings=tuple(csv.null_strings),
+        column_types=dict(options.column_types),
+        skip_bad_rows=options.bad_rows == pb.BAD_ROW_HANDLING_SKIP,
+    )
+
+
+def summary_pb(summary: Summary) -> pb.IngestSummary:
+    return pb.IngestSummary(
+        dataset=summary.dataset,
+        version=summary.version,
+        created=summary.created,
+        duplicate=summary.duplicate,
+        rows_written=summary.rows_written,
+        rows_skipped=summary.rows_skipped,
+        bytes_read=summary.bytes_read,
+        content_sha256=summary.content_sha256,
+        schema=ipc_schema(summary.schema),
+        pii_columns=list(summary.pii_columns),
+        warnings=list(summary.warnings),
+        elapsed=seconds(summary.elapsed_s),
+    )
+
+
+def progress_pb(event: ProgressEvent) -> progress_pb2.Progress:
+    return progress_pb2.Progress(
+        stage=event.stage, rows_done=event.rows, bytes_done=event.bytes, bytes_total=event.bytes_total
+    )
+
+
+def compact_pb(dataset: str, before: int, after: int, metrics: dict[str, int], elapsed_s: float) -> pb.CompactResponse:
+    return pb.CompactResponse(
+        dataset=dataset,
+        version_before=before,
+        version_after=after,
+        files_removed=metrics["files_removed"],
+        files_added=metrics["files_added"],
+        elapsed=seconds(elapsed_s),
+    )
+
+
+def vacuum_pb(dataset: str, files: list[str], dry_run: bool) -> pb.VacuumResponse:
+    return pb.VacuumResponse(dataset=dataset, files_deleted=files, dry_run=dry_run)

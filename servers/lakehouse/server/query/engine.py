@@ -1,0 +1,140 @@
+"""The SQL engine: one DuckDB database per process, locked down, and a cursor per statement.
+
+DuckDB's own sandbox (no external access outside the data directories, no extension loading,
+no Python replacement scans, configuration locked) is the second line of defence; the first is
+`sandbox.check_statement`, which refuses any statement that reads something other than the
+tables the caller may see. Blocking throughout: callers run it in an executor.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from lakehouse.server.common.config import QueryConfig
+from lakehouse.server.common.errors import PermissionDenied, invalid_field
+from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout
+
+
+@dataclass(frozen=True)
+class TableSource:
+    """What a table name reads in one statement: Parquet files, a pyarrow dataset, or nothing."""
+
+    name: str
+    schema: pa.Schema
+    files: tuple[str, ...] = ()
+    dataset: pads.Dataset | None = None
+
+
+class SqlEngine:
+    """Owns the DuckDB database; hands out sandboxed cursors, a bounded number at a time."""
+
+    def __init__(self, config: QueryConfig, readable_dirs: Sequence[Path]) -> None:
+        self._db = duckdb.connect(":memory:")
+        allowed = sorted({str(d.resolve()).rstrip("/") + "/" for d in readable_dirs})
+        for statement in (
+            f"SET threads = {config.threads}",
+            f"SET memory_limit = '{_quote(config.memory_limit)}'",
+            "SET allowed_directories = [" + ", ".join(f"'{_quote(d)}'" for d in allowed) + "]",
+            "SET enable_external_access = false",
+            "SET python_enable_replacements = false",
+            "SET autoinstall_known_extensions = false",
+            "SET autoload_known_extensions = false",
+            "SET lock_configuration = true",
+        ):
+            self._db.execute(statement)
+        self._slots = threading.BoundedSemaphore(config.concurrent_queries)
+
+    @contextmanager
+    def cursor(self, sources: Sequence[TableSource]) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on which every source is a temporary view; waits for a free slot."""
+        with self._slots:
+            cursor = self._db.cursor()
+            try:
+                for source in sources:
+                    _expose(cursor, source)
+                yield cursor
+            finally:
+                cursor.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _expose(cursor: duckdb.DuckDBPyConnection, source: TableSource) -> None:
+    name = '"' + source.name.replace('"', '""') + '"'
+    if source.files:
+        files = ", ".join(f"'{_quote(f)}'" for f in source.files)
+        # union_by_name: files written before an additive schema change lack the new columns.
+        cursor.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+    elif source.dataset is not None:
+        cursor.register(source.name, source.dataset)
+    else:
+        cursor.register(source.name, source.schema.empty_table())
+
+
+def run(
+    cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None, batch_rows: int
+) -> pa.RecordBatchReader:
+    """Starts `sql` and returns a reader of its result; DuckDB errors become domain errors."""
+    try:
+        relation = cursor.sql(sql, params=params or None)
+        if relation is None:  # not a query: the sandbox should have refused it
+            raise PermissionDenied("only read-only queries run here", reason="STATEMENT_NOT_ALLOWED")
+        return relation.to_arrow_reader(batch_rows)
+    except duckdb.Error as exc:
+        raise translate(exc) from None
+
+
+def schema(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None) -> pa.Schema:
+    """The schema `sql` would return, computed with LIMIT 0."""
+    try:
+        relation = cursor.sql(sql, params=params or None)
+        if relation is None:
+            raise PermissionDenied("only read-only queries run here", reason="STATEMENT_NOT_ALLOWED")
+        return relation.limit(0).to_arrow_table().schema
+    except duckdb.Error as exc:
+        raise translate(exc) from None
+
+
+def translate(exc: duckdb.Error) -> Exception:
+    """A DuckDB error as the caller should see it; unexpected ones stay as they are (INTERNAL)."""
+    message = str(exc)
+    if isinstance(exc, duckdb.InterruptException):
+        return QueryTimeout("the statement was interrupted: its time limit or the call's deadline passed")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return MemoryLimitExceeded(f"{message}; simplify the query or raise [query] memory_limit")
+    if isinstance(exc, duckdb.ParserException):
+        return invalid_field("sql", message, reason="INVALID_SQL")
+    if isinstance(exc, duckdb.PermissionException):
+        return PermissionDenied(message, reason="ACCESS_DENIED")
+    if isinstance(exc, duckdb.InvalidInputException) and "parameter" in message.lower():
+        return invalid_field("parameters", message, reason="INVALID_PARAMETER")
+    if isinstance(
+        exc,
+        (
+            duckdb.BinderException,
+            duckdb.ConversionException,
+            duckdb.InvalidInputException,
+            duckdb.OutOfRangeException,
+            duckdb.NotImplementedException,
+            duckdb.TypeMismatchException,
+            duckdb.CatalogException,
+            duckdb.DataError,
+            duckdb.ProgrammingError,
+        ),
+    ):
+        return QueryFailed(message)
+    return exc

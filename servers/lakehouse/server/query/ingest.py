@@ -1,0 +1,287 @@
+"""Reading ingest sources into a staged Arrow stream on local disk. Blocking; run in an executor.
+
+Every ingest goes source -> stage -> one Delta commit. Staging reads the whole input once
+before anything is written, so malformed rows and schema mismatches fail with nothing
+committed, and the row count, a PII sample and the content hash are known up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from lakehouse.server.common.errors import invalid_field
+from lakehouse.server.query.errors import MalformedInput, SchemaMismatch, UnknownFormat
+
+FORMATS = ("csv", "tsv", "json", "ndjson", "parquet")
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".json": "json",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+SAMPLE_ROWS = 1000
+Progress = Callable[[int, int], None]
+"""Called with (rows, bytes) staged so far."""
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How to parse an ingested file; unset fields are detected."""
+
+    format: str = ""
+    delimiter: str = ""
+    quote: str = ""
+    escape: str = ""
+    header: bool | None = None
+    null_strings: tuple[str, ...] = ()
+    column_types: Mapping[str, str] = field(default_factory=dict)
+    skip_bad_rows: bool = False
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A staged input: an Arrow IPC stream file plus what was learned while writing it."""
+
+    path: Path
+    schema: pa.Schema
+    rows: int
+    bytes: int
+    sample: pa.Table
+    rows_skipped: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.ipc.open_stream(pa.memory_map(str(self.path)))
+
+
+def infer_format(explicit: str, file_name: str) -> str:
+    if explicit:
+        return explicit
+    suffix = Path(file_name).suffix.lower()
+    if suffix in _EXTENSIONS:
+        return _EXTENSIONS[suffix]
+    raise UnknownFormat(
+        f"cannot tell the format of {file_name or 'the upload'!r}; set options.format "
+        f"(one of {', '.join(FORMATS)}) or use a file name ending in .csv, .tsv, .json, .ndjson or .parquet"
+    )
+
+
+def delta_type(arrow_type: pa.DataType) -> pa.DataType:
+    """The nearest type Delta Lake stores (no unsigned ints, microsecond timestamps, ...)."""
+    if pa.types.is_unsigned_integer(arrow_type):
+        return pa.decimal128(20, 0) if arrow_type.bit_width == 64 else pa.int64()
+    if pa.types.is_timestamp(arrow_type):
+        return pa.timestamp("us", tz="UTC" if arrow_type.tz else None)
+    if pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
+        return pa.string()
+    if pa.types.is_large_binary(arrow_type) or pa.types.is_binary_view(arrow_type):
+        return pa.binary()
+    if pa.types.is_time(arrow_type) or pa.types.is_interval(arrow_type) or pa.types.is_null(arrow_type):
+        return pa.string()
+    if pa.types.is_dictionary(arrow_type):
+        return delta_type(arrow_type.value_type)
+    if pa.types.is_float16(arrow_type):
+        return pa.float32()
+    if pa.types.is_large_list(arrow_type) or pa.types.is_list(arrow_type):
+        return pa.list_(delta_type(arrow_type.value_type))
+    if pa.types.is_struct(arrow_type):
+        return pa.struct([pa.field(f.name, delta_type(f.type), f.nullable) for f in arrow_type])
+    return arrow_type
+
+
+def delta_schema(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([pa.field(f.name, delta_type(f.type), nullable=True) for f in schema])
+
+
+def fit_schema(incoming: pa.Schema, target: pa.Schema | None, allow_new_columns: bool) -> pa.Schema:
+    """The schema staged rows are cast to: the dataset's own when it exists, else the input's.
+
+    Appends must carry every existing column under a castable type; extra columns are an
+    additive change, allowed only when asked for.
+    """
+    if target is None:
+        return incoming
+    missing = [f.name for f in target if f.name not in incoming.names]
+    extra = [f.name for f in incoming if f.name not in target.names]
+    if missing or (extra and not allow_new_columns):
+        parts = []
+        if missing:
+            parts.append(f"missing columns: {', '.join(missing)}")
+        if extra:
+            parts.append(f"columns not in the dataset: {', '.join(extra)}")
+        raise SchemaMismatch(
+            f"the input does not fit the dataset's schema ({'; '.join(parts)}); nothing was written. "
+            "Use mode overwrite to replace the schema.",
+            metadata={"missing": ",".join(missing), "extra": ",".join(extra)},
+        )
+    return pa.schema([*target, *(incoming.field(name) for name in extra)])
+
+
+def stage_batches(
+    batches: Iterator[pa.RecordBatch],
+    schema: pa.Schema,
+    target: pa.Schema | None,
+    path: Path,
+    progress: Progress | None = None,
+    allow_new_columns: bool = False,
+) -> Stage:
+    """Writes batches, cast to the staged schema, to an Arrow IPC file."""
+    staged = fit_schema(delta_schema(schema), target, allow_new_columns)
+    rows = size = 0
+    sample: list[pa.RecordBatch] = []
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, staged) as writer:
+        for batch in batches:
+            batch = _cast(batch, staged)
+            writer.write_batch(batch)
+            rows += batch.num_rows
+            size += batch.nbytes
+            if sum(b.num_rows for b in sample) < SAMPLE_ROWS:
+                sample.append(batch.slice(0, SAMPLE_ROWS))
+            if progress:
+                progress(rows, size)
+    table = pa.Table.from_batches(sample, staged).slice(0, SAMPLE_ROWS) if sample else staged.empty_table()
+    return Stage(path, staged, rows, size, table)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(8 * 1024 * 1024), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    columns = []
+    for target in schema:
+        if target.name in batch.schema.names:
+            column = batch.column(target.name)
+            try:
+                columns.append(column.cast(target.type) if column.type != target.type else column)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise SchemaMismatch(
+                    f"column {target.name!r}: values of type {column.type} do not fit the dataset's type {target.type} ({exc}); nothing was written"
+                ) from None
+        else:
+            columns.append(pa.nulls(batch.num_rows, target.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def read_file(
+    path: Path, options: FileOptions, target: pa.Schema | None, batch_rows: int
+) -> tuple[duckdb.DuckDBPyConnection, pa.RecordBatchReader]:
+    """DuckDB's reader for a local file, typed after `target` where the dataset already has columns.
+
+    The returned connection must stay open while the reader is used.
+    """
+    con = duckdb.connect(":memory:", config={"threads": 2})
+    try:
+        relation = _relation(con, path, options, target)
+        return con, relation.to_arrow_reader(batch_rows)
+    except duckdb.Error as exc:
+        con.close()
+        raise MalformedInput(_first_lines(str(exc))) from None
+
+
+def _relation(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions, target: pa.Schema | None) -> Any:
+    types = {**_duckdb_types(target), **options.column_types}
+    if options.format in ("csv", "tsv"):
+        kwargs: dict[str, Any] = {
+            "sep": options.delimiter or ("\t" if options.format == "tsv" else ","),
+            "quotechar": options.quote or '"',
+        }
+        if options.escape:
+            kwargs["escapechar"] = options.escape
+        if options.header is not None:
+            kwargs["header"] = options.header
+        if options.null_strings:
+            kwargs["na_values"] = list(options.null_strings)
+        if types:
+            kwargs["dtype"] = types
+        if options.skip_bad_rows:
+            kwargs.update(ignore_errors=True, store_rejects=True)
+        return con.read_csv(str(path), **kwargs)
+    if options.format in ("json", "ndjson"):
+        fmt = "array" if options.format == "json" else "newline_delimited"
+        kwargs = {"format": fmt}
+        if options.skip_bad_rows:
+            kwargs["ignore_errors"] = True
+        return con.read_json(str(path), **kwargs)
+    return con.read_parquet(str(path))
+
+
+def rejected_rows(con: duckdb.DuckDBPyConnection) -> tuple[int, list[int]]:
+    """Rows DuckDB skipped under ignore_errors (CSV only), with the first line numbers."""
+    try:
+        lines = [row[0] for row in con.sql("SELECT line FROM reject_errors ORDER BY line").fetchall()]
+    except duckdb.Error:
+        return 0, []
+    return len(lines), lines[:10]
+
+
+_DUCKDB_TYPES = {
+    pa.int8(): "TINYINT",
+    pa.int16(): "SMALLINT",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float32(): "FLOAT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.string(): "VARCHAR",
+    pa.date32(): "DATE",
+    pa.timestamp("us"): "TIMESTAMP",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+}
+
+
+def _duckdb_types(target: pa.Schema | None) -> dict[str, str]:
+    """Reader type hints from an existing dataset, so an append parses "007" as the text it was."""
+    if target is None:
+        return {}
+    hints = {}
+    for f in target:
+        if f.type in _DUCKDB_TYPES:
+            hints[f.name] = _DUCKDB_TYPES[f.type]
+        elif pa.types.is_decimal(f.type):
+            hints[f.name] = f"DECIMAL({f.type.precision},{f.type.scale})"
+    return hints
+
+
+def _first_lines(message: str, limit: int = 6) -> str:
+    lines = [line for line in message.splitlines() if line.strip()]
+    return "\n".join(lines[:limit])
+
+
+_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_ ]{0,40}(\(\s*\d{1,3}\s*(,\s*\d{1,3}\s*)?\))?(\[\])?")
+
+
+def check_column_types(types: Mapping[str, str]) -> None:
+    """Column type overrides must be DuckDB type names; checked before any upload is read."""
+    con = duckdb.connect(":memory:")
+    try:
+        for column, type_name in types.items():
+            try:
+                # The shape check comes first: only a bare type name ever reaches the SQL text.
+                if not _TYPE_NAME.fullmatch(type_name):
+                    raise duckdb.Error("not a type name")
+                con.sql(f"SELECT CAST(NULL AS {type_name})")
+            except duckdb.Error:
+                raise invalid_field(
+                    f"options.column_types[{column!r}]",
+                    f"{type_name!r} is not a DuckDB type such as VARCHAR, BIGINT, DOUBLE, DATE or DECIMAL(12,2)",
+                    reason="INVALID_COLUMN_TYPE",
+                ) from None
+    finally:
+        con.close()

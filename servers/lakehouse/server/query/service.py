@@ -1,0 +1,340 @@
+"""Query domain: read-only SQL over the datasets' registered Delta versions, maintenance, history.
+
+The catalog decides what is visible and at which Delta version; DuckDB reads exactly those
+files. Statements run in a dedicated thread pool, each on its own cursor, and are interrupted
+when their time limit or the caller's deadline passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from lakehouse.server.common.config import Config
+from lakehouse.server.common.context import current_principal
+from lakehouse.server.common.errors import NotFound, PermissionDenied, Unimplemented, invalid_field
+from lakehouse.server.query import engine, tables
+from lakehouse.server.query.engine import SqlEngine, TableSource
+from lakehouse.server.query.errors import QueryTimeout
+from lakehouse.server.query.gateways import Catalog, DatasetInfo, NewVersion, Storage, VersionInfo
+from lakehouse.server.query.sandbox import CheckedStatement, check_statement
+
+T = TypeVar("T")
+Params = list[Any] | dict[str, Any] | None
+CATALOG_CACHE_S = 1.0
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement with its parameters and the catalog versions to read."""
+
+    sql: str
+    params: Params = None
+    as_of: Mapping[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    table: pa.Table
+    truncated: bool
+    pinned: Statement
+    """The same statement with every table's version fixed: what a Flight ticket carries."""
+    versions_read: dict[str, int]
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class ExplainResult:
+    plan: str
+    schema: pa.Schema
+    versions_read: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A statement after the sandbox check, with the sources its tables read."""
+
+    checked: CheckedStatement
+    sources: tuple[TableSource, ...]
+    versions: dict[str, int]
+
+
+class _Running:
+    """Lets the event loop interrupt a statement running in a worker thread."""
+
+    def __init__(self) -> None:
+        self.cursor: duckdb.DuckDBPyConnection | None = None
+
+    def interrupt(self) -> None:
+        if self.cursor is not None:
+            with contextlib.suppress(duckdb.Error):
+                self.cursor.interrupt()
+
+
+class QueryService:
+    def __init__(self, config: Config, catalog: Catalog, storage: Storage, run: Callable[..., Awaitable[Any]]) -> None:
+        self._config = config
+        self._q = config.query
+        self._catalog = catalog
+        self._storage = storage
+        self._run = run
+        readable = [config.data_dir, *_configured_local_buckets(config)]
+        self.engine = SqlEngine(self._q, readable)
+        self._readable = tuple(str(p.resolve()) + "/" for p in readable)
+        self._pool = ThreadPoolExecutor(max_workers=self._q.concurrent_queries + 2, thread_name_prefix="lakehouse-sql")
+        self._visible: tuple[float, list[DatasetInfo]] = (0.0, [])
+        self._table_versions: dict[tuple[str, int], int | None] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
+
+    # -- what is visible -----------------------------------------------------------------------
+
+    async def visible_datasets(self, refresh: bool = False) -> list[DatasetInfo]:
+        """Datasets the caller may read, cached briefly: every statement needs the list."""
+        fetched_at, datasets = self._visible
+        if refresh or time.monotonic() - fetched_at > CATALOG_CACHE_S:
+            datasets = await self._catalog.list_datasets()
+            self._visible = (time.monotonic(), datasets)
+        return datasets
+
+    def forget_visible(self) -> None:
+        """Called after this process commits, so its own next statement sees the new version."""
+        self._visible = (0.0, [])
+
+    async def dataset(self, name: str) -> DatasetInfo:
+        for d in await self.visible_datasets():
+            if d.name == name:
+                return d
+        for d in await self.visible_datasets(refresh=True):
+            if d.name == name:
+                return d
+        raise NotFound(
+            f"dataset {name!r} does not exist; ListTables shows what you can read", reason="DATASET_NOT_FOUND"
+        )
+
+    # -- statements ----------------------------------------------------------------------------
+
+    async def resolve(self, statement: Statement) -> Resolved:
+        """Checks the statement and pins every table it reads to a Delta snapshot."""
+        visible = {d.name: d for d in await self.visible_datasets()}
+        try:
+            checked = check_statement(statement.sql, visible)
+        except NotFound:
+            # A table created a moment ago by another process: look once more before refusing.
+            visible = {d.name: d for d in await self.visible_datasets(refresh=True)}
+            checked = check_statement(statement.sql, visible)
+        as_of = dict(statement.as_of or {})
+        unknown = sorted(set(as_of) - set(checked.tables))
+        if unknown:
+            raise invalid_field("as_of", f"the statement does not read {', '.join(unknown)}", reason="INVALID_AS_OF")
+        sources, versions = [], {}
+        for name in sorted(checked.tables):
+            source, version = await self._source(visible[name], as_of.get(name))
+            sources.append(source)
+            versions[name] = version
+        return Resolved(checked, tuple(sources), versions)
+
+    async def _source(self, dataset: DatasetInfo, version: int | None) -> tuple[TableSource, int]:
+        if version is None or version == dataset.version:
+            version, table_version = dataset.version, dataset.table_version
+        else:
+            table_version = await self._table_version(dataset.name, version)
+        if table_version is None:
+            return TableSource(dataset.name, dataset.schema), version
+        location = await self.location(dataset)
+        snap = await self._run(tables.snapshot, location, table_version)
+        if location.local_path is not None and all(f.startswith(self._readable) for f in snap.files):
+            return TableSource(dataset.name, snap.schema, files=snap.files), version
+        if not snap.files:
+            return TableSource(dataset.name, snap.schema), version
+        arrow_dataset = await self._run(tables.pyarrow_dataset, location, table_version)
+        return TableSource(dataset.name, snap.schema, dataset=arrow_dataset), version
+
+    async def _table_version(self, name: str, version: int) -> int | None:
+        if version < 1:
+            raise invalid_field(
+                "as_of", f"versions count from 1; {name!r} has no version {version}", reason="VERSION_NOT_FOUND"
+            )
+        key = (name, version)
+        if key not in self._table_versions:  # versions never change once registered
+            self._table_versions[key] = (await self._catalog.get_version(name, version)).table_version
+        return self._table_versions[key]
+
+    async def location(self, dataset: DatasetInfo) -> tables.TableLocation:
+        bucket_uri = await self._storage.bucket_uri(dataset.bucket)
+        return tables.table_location(bucket_uri, dataset.location, self._config.storage.s3)
+
+    async def query(self, statement: Statement, max_inline_rows: int | None, timeout_s: float | None) -> QueryResult:
+        started = time.perf_counter()
+        resolved = await self.resolve(statement)
+        limit = self._q.max_inline_rows if max_inline_rows is None else max_inline_rows
+        if limit < 0:
+            raise invalid_field("max_inline_rows", "must not be negative", reason="INVALID_ARGUMENT")
+
+        def job(running: _Running) -> tuple[pa.Table, bool]:
+            with self.engine.cursor(resolved.sources) as cursor:
+                running.cursor = cursor
+                reader = engine.run(cursor, resolved.checked.sql, statement.params, self._q.batch_rows)
+                return _take(reader, limit, self._q.max_inline_bytes)
+
+        table, truncated = await self.execute(job, timeout_s)
+        pinned = Statement(resolved.checked.sql, statement.params, resolved.versions)
+        return QueryResult(table, truncated, pinned, resolved.versions, time.perf_counter() - started)
+
+    async def explain(self, statement: Statement, analyze: bool, timeout_s: float | None) -> ExplainResult:
+        resolved = await self.resolve(statement)
+        prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
+
+        def job(running: _Running) -> tuple[str, pa.Schema]:
+            with self.engine.cursor(resolved.sources) as cursor:
+                running.cursor = cursor
+                plan = engine.run(
+                    cursor, prefix + resolved.checked.sql, statement.params, self._q.batch_rows
+                ).read_all()
+                schema = engine.run(
+                    cursor, f"SELECT * FROM ({resolved.checked.sql}) LIMIT 0", statement.params, 1
+                ).schema
+                return "\n".join(str(v) for v in plan.column(plan.num_columns - 1).to_pylist()), schema
+
+        plan, schema = await self.execute(job, timeout_s)
+        return ExplainResult(plan, schema, resolved.versions)
+
+    async def execute(self, job: Callable[[_Running], T], timeout_s: float | None) -> T:
+        """Runs `job` in the SQL pool; past the time limit or on cancellation it is interrupted."""
+        running = _Running()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, job, running)
+        limit = timeout_s or self._q.default_timeout_s
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            running.interrupt()
+            with contextlib.suppress(Exception):
+                await future
+            raise QueryTimeout(f"the statement ran longer than its {limit:g} s limit and was stopped") from None
+        except asyncio.CancelledError:
+            running.interrupt()  # the caller went away: free the engine for others
+            raise
+
+    def schema_of(self, resolved: Resolved, params: Params) -> pa.Schema:
+        """The result schema of a resolved statement, without running it in full (blocking)."""
+        with self.engine.cursor(resolved.sources) as cursor:
+            return engine.schema(cursor, resolved.checked.sql, params)
+
+    def open_reader(self, resolved: Resolved, params: Params) -> tuple[pa.RecordBatchReader, Callable[[], None]]:
+        """A reader of the full result for Flight; call the returned function when done."""
+        context = self.engine.cursor(resolved.sources)
+        cursor = context.__enter__()
+        try:
+            reader = engine.run(cursor, resolved.checked.sql, params, self._q.batch_rows)
+        except BaseException:
+            context.__exit__(None, None, None)
+            raise
+
+        def close() -> None:
+            context.__exit__(None, None, None)
+
+        return reader, close
+
+    # -- catalog passthrough and maintenance ---------------------------------------------------
+
+    async def history(self, name: str, page_size: int, page_token: str) -> tuple[list[VersionInfo], str]:
+        await self.dataset(name)
+        return await self._catalog.history(name, page_size, page_token)
+
+    async def compact(
+        self, name: str, apply_tombstones: bool, target_size: int
+    ) -> tuple[DatasetInfo, DatasetInfo, dict[str, int]]:
+        if apply_tombstones:
+            raise Unimplemented("applying soft tombstones arrives with the governance service; compact without it")
+        before = await self.dataset(name)
+        if before.table_version is None:
+            return before, before, {"files_added": 0, "files_removed": 0}
+        location = await self.location(before)
+        metrics = await self._run(tables.compact, location, target_size or None)
+        if not metrics["files_added"] and not metrics["files_removed"]:
+            return before, before, metrics
+        table_version = await self._run(tables.latest_version, location)
+        snap = await self._run(tables.snapshot, location, table_version)
+        after, _version, _dup = await self._catalog.register_version(
+            NewVersion(
+                name,
+                table_version,
+                "COMPACT",
+                snap.schema,
+                snap.row_count,
+                snap.size_bytes,
+                snap.relative_files,
+                "maintenance",
+                "compact",
+                "",
+                "",
+                None,
+            )
+        )
+        self.forget_visible()
+        return before, after, metrics
+
+    async def vacuum(self, name: str, retention_hours: float | None, dry_run: bool) -> list[str]:
+        hours = self._q.vacuum_retention_hours if retention_hours is None else retention_hours
+        if hours < 0:
+            raise invalid_field("retention", "must not be negative", reason="INVALID_RETENTION")
+        if hours < self._q.vacuum_minimum_hours and current_principal().role != "admin":
+            raise PermissionDenied(
+                f"a retention under {self._q.vacuum_minimum_hours:g} h ends time travel and needs the admin role",
+                reason="RETENTION_BELOW_MINIMUM",
+            )
+        dataset = await self.dataset(name)
+        if dataset.table_version is None:
+            return []
+        location = await self.location(dataset)
+        removed = await self._run(tables.vacuum, location, hours, dry_run)
+        root = location.uri.rstrip("/") + "/"
+        return [f.removeprefix(root) for f in removed]
+
+
+def _take(reader: pa.RecordBatchReader, limit: int, max_bytes: int) -> tuple[pa.Table, bool]:
+    """Up to `limit` rows (and `max_bytes`) from the reader, and whether more were left."""
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    for batch in reader:
+        room = limit - rows
+        if room <= 0 or size >= max_bytes:
+            return pa.Table.from_batches(batches, reader.schema), True
+        if batch.num_rows > room:
+            batches.append(batch.slice(0, room))
+            return pa.Table.from_batches(batches, reader.schema), True
+        batches.append(batch)
+        rows += batch.num_rows
+        size += batch.nbytes
+    return pa.Table.from_batches(batches, reader.schema), False
+
+
+def _configured_local_buckets(config: Config) -> list[Path]:
+    paths = []
+    for bucket in config.storage.buckets.values():
+        if bucket.uri and not bucket.uri.startswith("s3://"):
+            paths.append(Path(bucket.uri.removeprefix("file://")).expanduser())
+    return paths
+
+
+def as_positional_or_named(values: Sequence[tuple[str, Any]]) -> Params:
+    """Statement parameters: all positional (no names) or all named."""
+    if not values:
+        return None
+    named = [name for name, _ in values if name]
+    if named and len(named) != len(values):
+        raise invalid_field(
+            "parameters", "use either names for every parameter or for none", reason="INVALID_PARAMETER"
+        )
+    return {name: value for name, value in values} if named else [value for _, value in values]

@@ -1,0 +1,154 @@
+"""Delta Lake tables in storage buckets, through `deltalake`. Blocking; callers use an executor.
+
+A dataset's table lives at <bucket uri>/<dataset location>. The catalog decides which Delta
+version is visible (the one it registered), so a commit that was never registered (a crash
+between the two) is never read.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+import pyarrow as pa
+import pyarrow.dataset as pads
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from pyarrow import fs as pafs
+
+from lakehouse.server.common.config import S3Config
+from lakehouse.server.query.errors import CommitConflict
+
+
+@dataclass(frozen=True)
+class TableLocation:
+    """Where one dataset's Delta table lives and how to reach it."""
+
+    uri: str
+    """A local absolute path or s3://bucket/prefix/..."""
+    storage_options: tuple[tuple[str, str], ...] = ()
+    """deltalake storage options (S3 endpoint, region); credentials come from the environment."""
+
+    @property
+    def local_path(self) -> Path | None:
+        return None if self.uri.startswith("s3://") else Path(self.uri)
+
+    @property
+    def options(self) -> dict[str, str]:
+        return dict(self.storage_options)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One Delta version of a table: its files and totals."""
+
+    version: int
+    files: tuple[str, ...]
+    """Absolute file URIs."""
+    relative_files: tuple[str, ...]
+    schema: pa.Schema
+    row_count: int
+    size_bytes: int
+
+
+def table_location(bucket_uri: str, dataset_location: str, s3: S3Config) -> TableLocation:
+    """The table of a dataset stored at `dataset_location` inside the bucket at `bucket_uri`."""
+    parsed = urlparse(bucket_uri)
+    if parsed.scheme == "s3":
+        return TableLocation(f"{bucket_uri.rstrip('/')}/{dataset_location}", _s3_options(s3))
+    root = Path(parsed.path if parsed.scheme == "file" else bucket_uri)
+    return TableLocation(str(root / dataset_location))
+
+
+def _s3_options(s3: S3Config) -> tuple[tuple[str, str], ...]:
+    options = {"AWS_REGION": s3.region, "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+    # Delta on S3 needs a lock for concurrent writers; the query service serialises commits to a
+    # dataset itself, so plain renames are safe as long as one service instance writes a dataset.
+    if s3.endpoint:
+        options["AWS_ENDPOINT_URL"] = s3.endpoint
+        options["AWS_ALLOW_HTTP"] = "true" if s3.endpoint.startswith("http://") else "false"
+    return tuple(sorted(options.items()))
+
+
+def exists(location: TableLocation) -> bool:
+    return bool(DeltaTable.is_deltatable(location.uri, storage_options=location.options))
+
+
+@functools.lru_cache(maxsize=1024)
+def snapshot(location: TableLocation, version: int) -> Snapshot:
+    """Files and totals of one version; immutable, so cached."""
+    table = DeltaTable(location.uri, version=version, storage_options=location.options)
+    actions = pa.table(table.get_add_actions(flatten=True))
+    relative = tuple(actions.column("path").to_pylist())
+    return Snapshot(
+        version=version,
+        files=tuple(table.file_uris()),
+        relative_files=relative,
+        schema=pa.schema(table.schema()),
+        row_count=int(pa.compute.sum(actions.column("num_records")).as_py() or 0),
+        size_bytes=int(pa.compute.sum(actions.column("size_bytes")).as_py() or 0),
+    )
+
+
+def pyarrow_dataset(location: TableLocation, version: int) -> pads.Dataset:
+    """A pyarrow dataset of one version (used for S3, where DuckDB cannot read files itself)."""
+    table = DeltaTable(location.uri, version=version, storage_options=location.options)
+    return table.to_pyarrow_dataset()
+
+
+def commit(
+    location: TableLocation, data: pa.RecordBatchReader, mode: Literal["append", "overwrite"], replace_schema: bool
+) -> int:
+    """Writes `data` as one Delta commit (append or overwrite); returns the new version."""
+    try:
+        write_deltalake(
+            location.uri,
+            data,
+            mode=mode,
+            schema_mode="overwrite" if replace_schema else None,
+            storage_options=location.options or None,
+        )
+    except CommitFailedError as exc:
+        raise CommitConflict(f"another commit to the table won: {exc}; retrying is safe", retry_after_s=0.1) from exc
+    return DeltaTable(location.uri, storage_options=location.options).version()
+
+
+def latest_version(location: TableLocation) -> int | None:
+    try:
+        return DeltaTable(location.uri, storage_options=location.options).version()
+    except TableNotFoundError:
+        return None
+
+
+def compact(location: TableLocation, target_size: int | None) -> dict[str, int]:
+    table = DeltaTable(location.uri, storage_options=location.options)
+    metrics = table.optimize.compact(target_size=target_size)
+    return {
+        "files_added": int(metrics.get("numFilesAdded", 0)),
+        "files_removed": int(metrics.get("numFilesRemoved", 0)),
+    }
+
+
+def vacuum(location: TableLocation, retention_hours: float, dry_run: bool) -> list[str]:
+    table = DeltaTable(location.uri, storage_options=location.options)
+    return table.vacuum(retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False)
+
+
+def remove(location: TableLocation) -> None:
+    """Deletes a table that was never registered (a new dataset whose registration failed)."""
+    path = location.local_path
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    options = location.options
+    endpoint = urlparse(options.get("AWS_ENDPOINT_URL", ""))
+    filesystem = pafs.S3FileSystem(
+        region=options.get("AWS_REGION", "us-east-1"),
+        endpoint_override=endpoint.netloc or None,
+        scheme=endpoint.scheme or "https",
+    )
+    filesystem.delete_dir_contents(location.uri.removeprefix("s3://"), missing_dir_ok=True)
