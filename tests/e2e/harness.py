@@ -85,13 +85,16 @@ class ServerProcess:
         self.workdir = workdir
         self.port = port
         self.address = f"127.0.0.1:{port}"
+        self.flight_port = free_port()
+        self.flight = f"grpc+tcp://127.0.0.1:{self.flight_port}"
         self.data_dir = data_dir
         self.config = config
         self.services = tuple(services)
         self.env = dict(env or {})
         self._stdout_path = workdir / f"serve-{port}.out"
         self._stderr_path = workdir / f"serve-{port}.err"
-        args = [*lakehouse_command(), "serve", "--port", str(port), "--data-dir", str(data_dir)]
+        args = [*lakehouse_command(), "serve", "--port", str(port), "--flight-port", str(self.flight_port)]
+        args += ["--data-dir", str(data_dir)]
         if config is not None:
             args += ["--config", str(config)]
         for service in self.services:
@@ -186,7 +189,7 @@ def start_server(
             return server
         except ServerDied as exc:
             last = exc
-            if "cannot bind" not in server.stderr:
+            if "cannot bind" not in server.stderr and "cannot start Arrow Flight" not in server.stderr:
                 raise
     raise AssertionError(f"could not start lakehouse serve: {last}")
 

@@ -128,7 +128,11 @@ def test_health_of_a_service_through_buf_curl(mesh: ServerProcess) -> None:
     assert '"status": "SERVING"' in result.stdout
 
 
-BUILT = ("lakehouse.storage.v1.StorageService", "lakehouse.catalog.v1.CatalogService", "lakehouse.query.v1.QueryService")
+BUILT = (
+    "lakehouse.storage.v1.StorageService",
+    "lakehouse.catalog.v1.CatalogService",
+    "lakehouse.query.v1.QueryService",
+)
 
 
 def test_overall_health_through_generated_stub(mesh: ServerProcess) -> None:

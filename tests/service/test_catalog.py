@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import pyarrow as pa
 import pytest
 
 from lakehouse.catalog.v1 import catalog_service_pb2 as pb
+from lakehouse.client import AsyncCatalogClient, token_metadata
 from lakehouse.client.catalog import schema_ipc, table_ipc
-from lakehouse.client.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from lakehouse.client.errors import (
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
+from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.common.v1 import arrow_pb2
 from lakehouse.server.catalog.service import DATASET_ID_NAMESPACE
+from lakehouse.server.common.config import TokenConfig
+from lakehouse.server.common.paging import encode_token
 from tests.conftest import MeshFactory
 from tests.support.mesh import Backends
 
@@ -416,3 +431,287 @@ async def test_versions_are_found_by_number_and_by_content(catalog_mesh) -> None
     found = (await c.history("workers", content_sha256="cd" * 32)).versions
     assert [v.version for v in found] == [3]
     assert (await c.history("workers", content_sha256="ef" * 32)).versions == []
+
+
+# -- lineage redaction ---------------------------------------------------------------------------
+
+
+async def test_lineage_secrets_are_redacted_in_history_and_journal(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("workers", WORKERS)
+    request = version_request("workers", 0, 3)
+    request.lineage.job_id = "host=db password=hunter2"
+    request.lineage.attributes.update(
+        {"dsn": "postgresql://bob:hunter2@db/x", "db_password": "plain-secret", "api-token": "tok3n", "team": "hr"}
+    )
+    await c.register_version(request)
+    lineage = (await c.history("workers")).versions[0].lineage
+    assert lineage.job_id == "host=db password=***"
+    assert dict(lineage.attributes) == {
+        "dsn": "postgresql://bob:***@db/x",
+        "db_password": "***",
+        "api-token": "***",
+        "team": "hr",
+    }
+    journal = " ".join(e.after_json for e in (await c.list_events(entity="workers")).events)
+    assert "postgresql://bob:***@db/x" in journal
+    for secret in ("hunter2", "plain-secret", "tok3n"):
+        assert secret not in journal
+
+
+def test_database_errors_carry_and_log_no_sql_parameters(catalog_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    from lakehouse.server.catalog.errors import CatalogDatabaseError, ConcurrentChange
+    from lakehouse.server.catalog.store import (
+        CatalogStore,
+        DatasetRecord,
+        LineageRecord,
+        VersionRecord,
+        create_catalog_engine,
+    )
+
+    now = datetime.now(UTC)
+    dataset = DatasetRecord("d", "d", "default", "d", schema_ipc(WORKERS), "f", (), "", "", (), 1, 0, 0, now, now)
+    lineage = LineageRecord(job_id="password=hunter2")
+    version = VersionRecord(1, "APPEND", 0, 0, (), "a", now, lineage, "f")
+    store = CatalogStore(create_catalog_engine(catalog_url))
+    catalog_log = logging.getLogger("lakehouse.catalog")
+    catalog_log.addHandler(caplog.handler)
+    try:
+        store.create_schema()
+        with store.transaction() as tx:
+            tx.insert_dataset(dataset)
+        with pytest.raises(ConcurrentChange) as conflict, store.transaction() as tx:
+            tx.insert_version("d", version)
+            tx.insert_version("d", version)
+        with pytest.raises(CatalogDatabaseError) as bug, store.transaction() as tx:
+            tx.insert_version("no-such-dataset", version)
+    finally:
+        catalog_log.removeHandler(caplog.handler)
+        store.close()
+    for err in (conflict.value, bug.value):
+        assert "hunter2" not in str(err)
+        assert err.__cause__ is None and err.__suppress_context__
+    assert "INSERT INTO dataset_versions" in caplog.text and "hunter2" not in caplog.text
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+async def test_concurrent_creates_of_one_name_answer_once_created_then_idempotently(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    for name in ("race_a", "race_b", "race_c"):
+        results = await asyncio.gather(*(c.create_dataset(name, WORKERS) for _ in range(8)), return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        assert sum(r.created for r in results) == 1
+        assert {r.dataset.id for r in results} == {str(uuid.uuid5(DATASET_ID_NAMESPACE, name))}
+        assert len((await c.history(name)).versions) == 1
+
+
+async def test_concurrent_version_registrations_are_numbered_without_gaps(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("race", WORKERS)
+    requests = [version_request("race", tv, tv + 1, sha=f"{tv:02x}" * 32) for tv in range(8)]
+    results = await asyncio.gather(*(c.register_version(r) for r in requests), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert all(isinstance(e, FailedPreconditionError) and e.reason == "TABLE_VERSION_NOT_NEWER" for e in refused)
+    history = list(reversed((await c.history("race")).versions))
+    assert [v.version for v in history] == list(range(1, len(history) + 1))
+    assert len(history) == 1 + len(results) - len(refused)
+    table_versions = [v.table_version for v in history[1:]]
+    assert table_versions == sorted(set(table_versions))
+    same = [version_request("race", 100 + i, 1, sha="ee" * 32) for i in range(8)]
+    results = await asyncio.gather(*(c.register_version(r) for r in same), return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.version.version for r in results}) == 1
+
+
+async def test_concurrent_updates_are_all_kept(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("race", WORKERS, sample=SAMPLE)
+    kinds = {"worker_id": ["SSN"], "email": [], "hourly_rate": ["PHONE"], "notes": ["PERSON_NAME"]}
+    changes = [
+        c.update_dataset("race", description="described"),
+        c.update_dataset("race", tags=["hr", "pii"]),
+        c.update_dataset("race", owner="ana"),
+        c.register_version(version_request("race", 0, 42)),
+        *(c.set_column_sensitivity("race", column, pii) for column, pii in kinds.items()),
+    ]
+    results = await asyncio.gather(*changes, return_exceptions=True)
+    assert [r for r in results if isinstance(r, BaseException)] == []
+    d = await c.get_dataset("race")
+    assert (d.description, list(d.tags), d.owner, d.row_count, d.current_version) == (
+        "described",
+        ["hr", "pii"],
+        "ana",
+        42,
+        2,
+    )
+    assert pii_of(d) == {name: [f"PII_KIND_{k}" for k in pii] for name, pii in kinds.items()}
+    assert all(col.sensitivity_source == pb.SENSITIVITY_SOURCE_OWNER for col in d.columns)
+    assert len((await c.list_events(entity="race")).events) == 1 + len(changes)
+
+
+def test_replicas_creating_the_schema_together_both_succeed(catalog_url: str) -> None:
+    from lakehouse.server.catalog.store import CatalogStore, create_catalog_engine
+
+    start = threading.Barrier(2)
+
+    def replica() -> None:
+        store = CatalogStore(create_catalog_engine(catalog_url))
+        try:
+            start.wait()
+            store.create_schema()
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        for outcome in [pool.submit(replica) for _ in range(2)]:
+            outcome.result()
+
+
+# -- paging, ownership, decoding, buckets, error sizes -------------------------------------------
+
+
+@pytest.mark.parametrize("after", [str(2**63), str(2**70), "-1", " 7", "1_0"])
+async def test_page_tokens_outside_int64_are_invalid_not_internal(catalog_mesh, after: str) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("workers", WORKERS)
+    for call in (
+        lambda: c.history("workers", page_token=encode_token(after)),
+        lambda: c.list_events(page_token=encode_token(after)),
+    ):
+        with pytest.raises(InvalidArgumentError) as err:
+            await call()
+        assert (err.value.reason, err.value.violations[0].field) == ("INVALID_PAGE_TOKEN", "page_token")
+
+
+async def test_only_the_owner_or_an_admin_may_change_owner_tags_or_delete(
+    mesh_factory: MeshFactory, catalog_url: str
+) -> None:
+    tokens = tuple(
+        TokenConfig(principal=name, role=role, sha256=hashlib.sha256(f"{name}-token".encode()).hexdigest())
+        for name, role in (("ops", "admin"), ("ana", "writer"), ("bo", "writer"))
+    )
+    mesh = await mesh_factory(Backends(catalog_url=catalog_url, tokens=tokens), token="ana-token")
+    ana = mesh.catalog
+    bo, ops = (AsyncCatalogClient(mesh.channel, metadata=token_metadata(f"{n}-token")) for n in ("bo", "ops"))
+    await ana.create_dataset("workers", WORKERS, tags=["hr"])
+    for attempt in (
+        lambda: bo.update_dataset("workers", owner="bo"),
+        lambda: bo.update_dataset("workers", tags=[]),
+        lambda: bo.delete_dataset("workers"),
+    ):
+        with pytest.raises(PermissionDeniedError) as err:
+            await attempt()
+        assert err.value.reason == "NOT_DATASET_OWNER"
+    d = await bo.get_dataset("workers")
+    assert (d.owner, list(d.tags)) == ("ana", ["hr"])
+    assert (await bo.update_dataset("workers", description="typo fixed")).description == "typo fixed"
+    assert list((await ana.update_dataset("workers", tags=["hr", "pii"])).tags) == ["hr", "pii"]
+    assert (await ops.update_dataset("workers", owner="bo")).owner == "bo"
+    with pytest.raises(PermissionDeniedError):
+        await ana.delete_dataset("workers")
+    assert (await bo.delete_dataset("workers")).name == "workers"
+
+
+async def test_arrow_payloads_are_decoded_off_the_event_loop(catalog_mesh, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lakehouse.server.catalog import schema as schemas
+
+    on_loop: list[bool] = []
+
+    def spy(decode):  # type: ignore[no-untyped-def]
+        def wrapper(*args):  # type: ignore[no-untyped-def]
+            on_loop.append(_event_loop_running())
+            return decode(*args)
+
+        return wrapper
+
+    for name in ("decode_schema", "decode_table"):
+        monkeypatch.setattr(schemas, name, spy(getattr(schemas, name)))
+    await catalog_mesh.catalog.create_dataset("workers", WORKERS, sample=SAMPLE)
+    request = version_request("workers", 0, 3)
+    request.sample.CopyFrom(table_ipc(SAMPLE))
+    await catalog_mesh.catalog.register_version(request)
+    assert on_loop == [False] * 4
+
+
+def _event_loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+class _CountingStorageClient(AsyncStorageClient):
+    calls: ClassVar[list[str]] = []
+
+    async def list_buckets(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("ListBuckets")
+        return await super().list_buckets(*args, **kwargs)
+
+    async def list_objects(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.calls.append("ListObjects")
+        return await super().list_objects(*args, **kwargs)
+
+
+@pytest.fixture
+def storage_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from lakehouse.server.catalog import servicer
+
+    monkeypatch.setattr(servicer, "AsyncStorageClient", _CountingStorageClient)
+    monkeypatch.setattr(_CountingStorageClient, "calls", [])
+    return _CountingStorageClient.calls
+
+
+async def test_bucket_check_lists_buckets_not_objects_and_remembers_the_answer(
+    catalog_mesh, storage_calls: list[str]
+) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("workers", WORKERS)
+    assert storage_calls == ["ListBuckets"]
+    await c.create_dataset("clients", WORKERS)
+    assert storage_calls == ["ListBuckets"]
+    with pytest.raises(NotFoundError):
+        await c.create_dataset("late", WORKERS, bucket="late")
+    await catalog_mesh.storage.create_bucket("late")
+    assert (await c.create_dataset("late", WORKERS, bucket="late")).created
+
+
+async def test_bucket_check_pages_through_every_bucket(
+    catalog_mesh, storage_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lakehouse.server.catalog import servicer
+
+    monkeypatch.setattr(servicer, "BUCKET_PAGE_SIZE", 2)
+    for i in range(5):
+        await catalog_mesh.storage.create_bucket(f"bucket-{i}")
+    assert (
+        await catalog_mesh.catalog.create_dataset("workers", WORKERS, bucket="bucket-4")
+    ).dataset.bucket == "bucket-4"
+    with pytest.raises(NotFoundError) as err:
+        await catalog_mesh.catalog.create_dataset("others", WORKERS, bucket="bucket-5")
+    assert err.value.reason == "BUCKET_NOT_FOUND"
+    assert "ListObjects" not in storage_calls and storage_calls.count("ListBuckets") >= 3
+
+
+async def test_a_mismatch_of_a_wide_schema_names_twenty_columns_and_counts_the_rest(catalog_mesh) -> None:
+    c = catalog_mesh.catalog
+    await c.create_dataset("wide", pa.schema([(f"column_{i:04d}", pa.int64()) for i in range(2000)]))
+    other = pa.schema([(f"renamed_{i:04d}", pa.int64()) for i in range(2000)])
+    with pytest.raises(FailedPreconditionError) as err:
+        await c.create_dataset("wide", other)
+    assert err.value.reason == "SCHEMA_MISMATCH"
+    added = json.loads(err.value.metadata["added"])
+    assert added == [f"renamed_{i:04d}: int64" for i in range(20)] + ["and 1980 more"]
+    assert json.loads(err.value.metadata["removed"])[-1] == "and 1980 more"
+    assert "and 1980 more" in err.value.message and len(err.value.message) < 4096
+
+
+async def test_many_duplicate_column_names_are_summarised(catalog_mesh) -> None:
+    names = [f"duplicated_column_{i:04d}" for i in range(1500)]
+    with pytest.raises(InvalidArgumentError) as err:
+        await catalog_mesh.catalog.create_dataset("dupes", pa.schema([(n, pa.int64()) for n in names * 2]))
+    assert err.value.reason == "INVALID_SCHEMA"
+    assert f"duplicate column names: {', '.join(names[:20])}, and 1480 more" in err.value.message

@@ -22,13 +22,13 @@ from lakehouse.client.errors import (
     UnimplementedError,
 )
 from lakehouse.client.storage import AsyncStorageClient
-from lakehouse.query.v1 import query_service_pb2, query_service_pb2_grpc
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import TokenConfig
 from lakehouse.server.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
+from lakehouse.vector.v1 import vector_service_pb2, vector_service_pb2_grpc
 from tests.conftest import MeshFactory
 from tests.support.mesh import Backends, make_config
 
@@ -95,11 +95,11 @@ async def test_tokens_never_reach_the_log(secured, caplog: pytest.LogCaptureFixt
 
 
 async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) -> None:
-    stub = query_service_pb2_grpc.QueryServiceStub(mesh.channel)
+    stub = vector_service_pb2_grpc.VectorServiceStub(mesh.channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Query(query_service_pb2.QueryRequest(sql="select 1"))
+        await stub.Search(vector_service_pb2.SearchRequest())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "/lakehouse.query.v1.QueryService/Query is not implemented yet" in err.value.details()
+    assert "/lakehouse.vector.v1.VectorService/Search is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
         await mesh.catalog._unary(
             mesh.catalog._stub.ListViews,

@@ -43,7 +43,9 @@ def make_config(data_dir: Path, backends: Backends = Backends(), **server: Any) 
         **backends.extra_buckets,
     }
     return Config(
-        server=ServerConfig(**{"data_dir": str(data_dir), "port": 0, "grace_period_s": 1.0, **server}),
+        server=ServerConfig(
+            **{"data_dir": str(data_dir), "port": 0, "flight_port": 0, "grace_period_s": 1.0, **server}
+        ),
         auth=AuthConfig(tokens=backends.tokens),
         storage=StorageConfig(buckets=buckets, s3=S3Config(endpoint=backends.s3_endpoint)),
         catalog=CatalogConfig(url=backends.catalog_url),

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from lakehouse.server.common.config import ConfigError, load_config
 from lakehouse.server.common.errors import Code, InvalidArgument
 from lakehouse.server.storage.keys import (
     MAX_KEY_BYTES,
@@ -242,3 +244,38 @@ def test_bucket_name_with_trailing_newline_is_refused() -> None:
     error = refusal(check_bucket_name, "abc\n")
 
     assert error.reason == "INVALID_BUCKET_NAME"
+
+
+# --- buckets declared in lakehouse.toml ------------------------------------------------------------
+
+
+def config_error(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "lakehouse.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    return str(info.value).replace(str(path), "<file>")
+
+
+@pytest.mark.parametrize("name", ["Bad Name/../x", "../etc", "ab", "Upper", "a_b"])
+def test_declared_bucket_names_follow_the_runtime_rule(tmp_path: Path, name: str) -> None:
+    message = config_error(tmp_path, f'[storage.buckets.default]\n[storage.buckets."{name}"]\n')
+
+    assert "<file>: storage.buckets: " in message
+    assert f'[storage.buckets."{name}"]' in message
+    assert "3 to 63 characters" in message
+
+
+def test_bucket_roots_must_be_absolute_directories(tmp_path: Path) -> None:
+    message = config_error(tmp_path, "[storage]\nbucket_roots = ['/srv/lake', 'relative/dir']\n")
+
+    assert "<file>: storage.bucket_roots: " in message
+    assert "'relative/dir' is not an absolute directory" in message
+
+
+def test_bucket_roots_default_to_none_and_take_absolute_directories(tmp_path: Path) -> None:
+    path = tmp_path / "lakehouse.toml"
+    path.write_text("[storage]\nbucket_roots = ['/srv/lake', '/mnt/data']\n", encoding="utf-8")
+
+    assert load_config(None, environ={}).storage.bucket_roots == ()
+    assert load_config(path, environ={}).storage.bucket_roots == ("/srv/lake", "/mnt/data")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from lakehouse.server.common.redact import MASK, redact_uri
+from lakehouse.server.common.redact import MASK, redact_attributes, redact_uri
 
 # (text, secret that must disappear, what must be kept, expected output)
 MASKED = [
@@ -74,6 +74,18 @@ MASKED = [
     pytest.param("dbname=x PASSWORD=Hunter2", "Hunter2", "dbname=x PASSWORD=***", id="libpq-uppercase"),
     pytest.param("host=h password = hunter2", "hunter2", "host=h password = ***", id="libpq-spaces-around-equals"),
     pytest.param("host=h pwd=hunter2 user=u", "hunter2", "host=h pwd=*** user=u", id="odbc-pwd"),
+    pytest.param(
+        "nightly load from postgresql://bob:hunter2@db/x at 02:00",
+        "hunter2",
+        "nightly load from postgresql://bob:***@db/x at 02:00",
+        id="uri-inside-free-text",
+    ),
+    pytest.param(
+        "copy https://u:pa@ss@host/x then s3://b/k",
+        "pa@ss",
+        "copy https://u:***@host/x then s3://b/k",
+        id="at-sign-in-password-inside-free-text",
+    ),
 ]
 
 
@@ -108,6 +120,7 @@ def test_user_name_is_kept_when_the_password_is_masked() -> None:
         "https://example.com/a?b=c&d=e#frag",
         "host=db.internal port=5432 user=lake dbname=catalog",
         "SELECT * FROM orders WHERE id = 1",
+        "copied from https://host:443/data.csv by ana@example.com",
     ],
 )
 def test_text_without_credentials_is_unchanged(text: str) -> None:
@@ -137,3 +150,41 @@ def test_quoted_libpq_password_is_masked_entirely(text: str) -> None:
 )
 def test_uri_without_credentials_keeps_its_exact_query(text: str) -> None:
     assert redact_uri(text) == text
+
+
+def test_attributes_under_secret_looking_keys_are_masked_entirely() -> None:
+    attributes = {
+        "db_password": "hunter2",
+        "api-token": "t0k3n",
+        "aws_secret_access_key": "wJalr",
+        "Authorization": "Bearer abc",
+        "password_file": "/run/secrets/pw",
+        "github_token_value": "ghp_x",
+        "empty_password": "",
+        "keyboard_layout": "us",
+        "tokenizer": "bpe",
+        "authorized_by": "ana",
+    }
+
+    assert redact_attributes(attributes) == {
+        "db_password": MASK,
+        "api-token": MASK,
+        "aws_secret_access_key": MASK,
+        "Authorization": MASK,
+        "password_file": MASK,
+        "github_token_value": MASK,
+        "empty_password": "",
+        "keyboard_layout": "us",
+        "tokenizer": "bpe",
+        "authorized_by": "ana",
+    }
+
+
+def test_attribute_values_lose_embedded_credentials_and_keep_the_rest() -> None:
+    attributes = {"dsn": "postgresql://bob:hunter2@db/x", "conn": "host=db password=hunter2", "team": "hr"}
+
+    assert redact_attributes(attributes) == {
+        "dsn": "postgresql://bob:***@db/x",
+        "conn": "host=db password=***",
+        "team": "hr",
+    }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -12,13 +13,13 @@ import grpc
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_exponential_jitter,
 )
 
-from lakehouse.client.errors import RETRYABLE, from_rpc_error
+from lakehouse.client.errors import from_rpc_error, is_retryable
 
 T = TypeVar("T")
 Metadata = Sequence[tuple[str, str]]
@@ -27,7 +28,11 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Bounded retries of UNAVAILABLE and RESOURCE_EXHAUSTED, inside the call's deadline."""
+    """Bounded retries inside the call's deadline.
+
+    Retried: UNAVAILABLE (for calls that are not idempotent, only when the request was never sent)
+    and RESOURCE_EXHAUSTED that carries RetryInfo. Nothing else.
+    """
 
     attempts: int = 4
     """Attempts in all, the first one included."""
@@ -81,10 +86,26 @@ class BaseAsyncClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _unary(self, rpc: Callable[..., Awaitable[T]], request: Any, *, timeout_s: float | None = None) -> T:
-        """One unary call with retries on retryable codes until attempts or the deadline run out."""
+    async def _unary(
+        self,
+        rpc: Callable[..., Awaitable[T]],
+        request: Any,
+        *,
+        timeout_s: float | None = None,
+        idempotent: bool = True,
+    ) -> T:
+        """One unary call with retries on retryable codes until attempts or the deadline run out.
+
+        Args:
+            rpc: The stub method.
+            request: The request message.
+            timeout_s: Deadline of the whole call, retries included (default: the client's).
+            idempotent: Whether running the call twice has the effect of running it once. When
+                False, UNAVAILABLE is retried only if gRPC never sent the request: the server
+                may have committed the change before the connection broke.
+        """
         deadline = time.monotonic() + (timeout_s or self._timeout_s)
-        async for attempt in self._retrying(deadline):
+        async for attempt in self._retrying(deadline, idempotent=idempotent):
             with attempt:
                 return await self._call_once(rpc, request, deadline)
         raise AssertionError("unreachable: tenacity re-raises the last error")
@@ -95,7 +116,7 @@ class BaseAsyncClient:
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from None
 
-    def _retrying(self, deadline: float) -> AsyncRetrying:
+    def _retrying(self, deadline: float, *, idempotent: bool) -> AsyncRetrying:
         policy = self._retry
         backoff = wait_exponential_jitter(
             multiplier=policy.initial_backoff_s, max=policy.max_backoff_s, jitter=policy.initial_backoff_s
@@ -108,39 +129,77 @@ class BaseAsyncClient:
             return max(0.0, min(chosen, deadline - time.monotonic()))
 
         return AsyncRetrying(
-            retry=retry_if_exception_type(RETRYABLE),
+            retry=retry_if_exception(lambda error: is_retryable(error, idempotent=idempotent)),
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(max(deadline - time.monotonic(), 0.0)),
             wait=wait,
             reraise=True,
         )
 
     async def _server_stream(
-        self, rpc: Callable[..., Any], request: Any, *, timeout_s: float | None = None
-    ) -> AsyncIterator[Any]:
-        """A server-streaming call; retried only while nothing has been received yet."""
+        self,
+        rpc: Callable[..., Any],
+        request: Any,
+        *,
+        timeout_s: float | None = None,
+        idempotent: bool = True,
+    ) -> AsyncGenerator[Any, None]:
+        """A server-streaming call; retried only while nothing has been received yet.
+
+        `idempotent` as for `_unary`: pass False for a stream that changes something (an ingest).
+        Closing the generator early (`break` then `aclose()`, or leaving an `aclosing` block)
+        cancels the call, so the server stops sending at once instead of at the deadline.
+        """
         deadline = time.monotonic() + (timeout_s or self._timeout_s)
-        async for attempt in self._retrying(deadline):
-            with attempt:
-                call = rpc(request, timeout=max(deadline - time.monotonic(), 0.001), metadata=tuple(self._metadata()))
-                try:
-                    first = await call.read()
-                except grpc.RpcError as exc:
-                    raise from_rpc_error(exc) from None
-        message = first
+        call: Any = None
         try:
-            # read() and async iteration may not be mixed on one call; read() was used above.
-            while message is not grpc.aio.EOF:
-                yield message
-                message = await call.read()
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
+            async for attempt in self._retrying(deadline, idempotent=idempotent):
+                with attempt:
+                    call = rpc(
+                        request, timeout=max(deadline - time.monotonic(), 0.001), metadata=tuple(self._metadata())
+                    )
+                    try:
+                        first = await call.read()
+                    except grpc.RpcError as exc:
+                        raise from_rpc_error(exc) from None
+            message = first
+            try:
+                # read() and async iteration may not be mixed on one call; read() was used above.
+                while message is not grpc.aio.EOF:
+                    yield message
+                    message = await call.read()
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from None
+        finally:
+            if call is not None:
+                call.cancel()  # no-op once the call has finished
 
     async def _client_stream(
         self, rpc: Callable[..., Any], requests: AsyncIterator[Any], *, timeout_s: float | None = None
     ) -> Any:
-        """A client-streaming call. Not retried: the request stream cannot be replayed."""
+        """A client-streaming call. Not retried: the request stream cannot be replayed.
+
+        When `requests` itself raises (say an OSError reading the file being uploaded), gRPC only
+        cancels the call; that original error is raised here instead of the cancellation.
+        """
         timeout = timeout_s or self._timeout_s
+        source_errors: list[Exception] = []
+
+        async def guarded() -> AsyncIterator[Any]:
+            try:
+                async for request in requests:
+                    yield request
+            except Exception as exc:
+                source_errors.append(exc)
+                raise
+
         try:
-            return await rpc(requests, timeout=timeout, metadata=tuple(self._metadata()))
+            return await rpc(guarded(), timeout=timeout, metadata=tuple(self._metadata()))
         except grpc.RpcError as exc:
+            if source_errors:
+                raise source_errors[0] from None
             raise from_rpc_error(exc) from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if source_errors and not (task is not None and task.cancelling()):
+                raise source_errors[0] from None
+            raise  # the caller itself was cancelled

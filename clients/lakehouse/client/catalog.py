@@ -71,6 +71,7 @@ class AsyncCatalogClient(BaseAsyncClient):
             sample=table_ipc(sample) if sample is not None else None,
             allow_additive_evolution=allow_additive_evolution,
         )
+        # Idempotent by design: the same name and schema again answers created=False.
         return await self._unary(self._stub.CreateDataset, request)
 
     async def get_dataset(self, dataset: str) -> pb.Dataset:
@@ -105,13 +106,16 @@ class AsyncCatalogClient(BaseAsyncClient):
             changes.tags[:] = list(tags)
             paths.append("tags")
         request = pb.UpdateDatasetRequest(dataset=changes, update_mask=field_mask_pb2.FieldMask(paths=paths))
-        return (await self._unary(self._stub.UpdateDataset, request)).dataset
+        return (await self._unary(self._stub.UpdateDataset, request, idempotent=False)).dataset
 
     async def delete_dataset(self, dataset: str) -> pb.Dataset:
-        return (await self._unary(self._stub.DeleteDataset, pb.DeleteDatasetRequest(dataset=dataset))).dataset
+        request = pb.DeleteDatasetRequest(dataset=dataset)
+        # A repeat after success fails with NOT_FOUND.
+        return (await self._unary(self._stub.DeleteDataset, request, idempotent=False)).dataset
 
     async def register_version(self, request: pb.RegisterDatasetVersionRequest) -> pb.RegisterDatasetVersionResponse:
-        return await self._unary(self._stub.RegisterDatasetVersion, request)
+        # A repeat after success fails with TABLE_VERSION_NOT_NEWER.
+        return await self._unary(self._stub.RegisterDatasetVersion, request, idempotent=False)
 
     async def history(
         self, dataset: str, *, page_size: int = 0, page_token: str = "", content_sha256: str = ""
@@ -135,6 +139,7 @@ class AsyncCatalogClient(BaseAsyncClient):
             valid = ", ".join(name.removeprefix("PII_KIND_") for name in pb.PiiKind.keys()[1:])
             raise ValueError(f"unknown PII kind in {list(pii)}; choose from {valid}") from None
         request = pb.SetColumnSensitivityRequest(dataset=dataset, column=column, pii=kinds, reason=reason)
+        # Idempotent: it sets the column's kinds to this list, whatever they were.
         return (await self._unary(self._stub.SetColumnSensitivity, request)).dataset
 
     async def list_events(

@@ -125,7 +125,38 @@ _BY_CODE: dict[grpc.StatusCode, type[LakehouseClientError]] = {
     )
 }
 
-RETRYABLE = (UnavailableError, ResourceExhaustedError)
+# How gRPC itself words a call it failed while choosing a connection: nothing was sent, so no
+# server can have acted on it. Servers in the mesh always attach ErrorInfo, so these never come
+# from one of them.
+_NOT_SENT_PREFIXES = (
+    "failed to connect to all addresses",
+    "errors resolving",
+    "dns resolution failed",
+    "name resolution failure",
+)
+
+
+def never_sent(error: LakehouseClientError) -> bool:
+    """True when gRPC failed the call before sending it (no connection), so no server saw it."""
+    return (
+        error.code == grpc.StatusCode.UNAVAILABLE
+        and not error.reason
+        and error.message.lower().startswith(_NOT_SENT_PREFIXES)
+    )
+
+
+def is_retryable(error: BaseException, *, idempotent: bool) -> bool:
+    """Whether repeating the call may succeed and cannot repeat a change the server already made.
+
+    RESOURCE_EXHAUSTED only with RetryInfo: without it the limit is a quota or gRPC's own message or
+    metadata size limit, which no retry lifts. UNAVAILABLE may arrive after the server committed a
+    write, so calls that are not idempotent retry it only when the request was never sent.
+    """
+    if isinstance(error, ResourceExhaustedError):
+        return error.retry_delay_s is not None
+    if isinstance(error, UnavailableError):
+        return idempotent or never_sent(error)
+    return False
 
 
 def from_rpc_error(error: grpc.RpcError) -> LakehouseClientError:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Mapping
+from contextlib import aclosing
 from typing import BinaryIO
 
 from lakehouse.client._base import BaseAsyncClient
@@ -15,7 +17,7 @@ Source = bytes | BinaryIO | Iterable[bytes] | AsyncIterable[bytes]
 
 
 class AsyncStorageClient(BaseAsyncClient):
-    """Buckets and objects. Every call has a deadline; safe calls retry on UNAVAILABLE/RESOURCE_EXHAUSTED."""
+    """Buckets and objects. Every call has a deadline; see `RetryPolicy` for what is retried."""
 
     def __init__(self, channel, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(channel, **kwargs)
@@ -28,12 +30,16 @@ class AsyncStorageClient(BaseAsyncClient):
 
     async def create_bucket(self, name: str, uri: str = "", max_bytes: int = 0) -> pb.Bucket:
         response = await self._unary(
-            self._stub.CreateBucket, pb.CreateBucketRequest(name=name, uri=uri, max_bytes=max_bytes)
+            self._stub.CreateBucket,
+            pb.CreateBucketRequest(name=name, uri=uri, max_bytes=max_bytes),
+            idempotent=False,  # a repeat after success fails with ALREADY_EXISTS
         )
         return response.bucket
 
     async def delete_bucket(self, name: str, force: bool = False) -> int:
-        response = await self._unary(self._stub.DeleteBucket, pb.DeleteBucketRequest(name=name, force=force))
+        response = await self._unary(
+            self._stub.DeleteBucket, pb.DeleteBucketRequest(name=name, force=force), idempotent=False
+        )
         return response.objects_deleted
 
     async def bucket_health(self, name: str = "") -> pb.GetBucketHealthResponse:
@@ -50,7 +56,12 @@ class AsyncStorageClient(BaseAsyncClient):
         expected_sha256: str = "",
         timeout_s: float | None = None,
     ) -> pb.ObjectInfo:
-        """Uploads `source` (bytes, a binary file, or an iterable of chunks) as one object."""
+        """Uploads `source` (bytes, a binary file, or an iterable of chunks) as one object.
+
+        A file is read in a worker thread, off the event loop; a plain iterable is consumed on the
+        loop, so pass an async iterable for a source that blocks. An error the source raises (say
+        an OSError) aborts the upload and is raised here as it is. Never retried.
+        """
         header = pb.PutObjectHeader(
             bucket=bucket,
             key=key,
@@ -72,15 +83,22 @@ class AsyncStorageClient(BaseAsyncClient):
 
     async def get_object(
         self, key: str, *, bucket: str = "", offset: int = 0, length: int = 0, timeout_s: float | None = None
-    ) -> AsyncIterator[pb.GetObjectResponse]:
-        """Streams the object: the first message carries its metadata, every message a chunk."""
+    ) -> AsyncGenerator[pb.GetObjectResponse, None]:
+        """Streams the object: the first message carries its metadata, every message a chunk.
+
+        Stopping early cancels the download once this generator is closed: wrap it in
+        `contextlib.aclosing` (or call `aclose()`) to have that happen at once.
+        """
         request = pb.GetObjectRequest(bucket=bucket, key=key, offset=offset, length=length)
-        async for message in self._server_stream(self._stub.GetObject, request, timeout_s=timeout_s):
-            yield message
+        # aclosing: closing this generator must close the inner one too, which cancels the call.
+        async with aclosing(self._server_stream(self._stub.GetObject, request, timeout_s=timeout_s)) as messages:
+            async for message in messages:
+                yield message
 
     async def read_object(self, key: str, *, bucket: str = "", offset: int = 0, length: int = 0) -> bytes:
         """The whole object (or range) in memory; use `get_object` for large ones."""
-        parts = [m.chunk async for m in self.get_object(key, bucket=bucket, offset=offset, length=length)]
+        async with aclosing(self.get_object(key, bucket=bucket, offset=offset, length=length)) as messages:
+            parts = [m.chunk async for m in messages]
         return b"".join(parts)
 
     async def stat_object(self, key: str, *, bucket: str = "") -> pb.ObjectInfo:
@@ -95,7 +113,9 @@ class AsyncStorageClient(BaseAsyncClient):
 
     async def delete_object(self, key: str, *, bucket: str = "", allow_missing: bool = False) -> bool:
         response = await self._unary(
-            self._stub.DeleteObject, pb.DeleteObjectRequest(bucket=bucket, key=key, allow_missing=allow_missing)
+            self._stub.DeleteObject,
+            pb.DeleteObjectRequest(bucket=bucket, key=key, allow_missing=allow_missing),
+            idempotent=False,  # a repeat after success fails with NOT_FOUND or reports deleted=False
         )
         return response.deleted
 
@@ -105,7 +125,8 @@ async def _chunks(source: Source) -> AsyncIterator[bytes]:
         for start in range(0, len(source), UPLOAD_CHUNK):
             yield source[start : start + UPLOAD_CHUNK]
     elif hasattr(source, "read"):
-        while chunk := source.read(UPLOAD_CHUNK):  # type: ignore[union-attr]
+        # File reads block (a slow disk, a network mount): keep them off the event loop.
+        while chunk := await asyncio.to_thread(source.read, UPLOAD_CHUNK):  # type: ignore[union-attr]
             yield chunk
     elif isinstance(source, AsyncIterable):
         async for chunk in source:

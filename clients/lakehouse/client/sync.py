@@ -35,6 +35,7 @@ class _LoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def iterate(self, agen: AsyncIterator[T]) -> Iterator[T]:
+        """`agen` as a blocking iterator; leaving the loop early (break, error, GC) closes `agen`."""
         try:
             while True:
                 try:
@@ -42,7 +43,10 @@ class _LoopThread:
                 except StopAsyncIteration:
                     return
         finally:
-            self.run(agen.aclose())  # type: ignore[attr-defined]
+            # Closing runs agen's cleanup (for a server stream: cancelling the call) on the loop.
+            # After close() the loop is gone and the channel with it; nothing is left to clean.
+            if self.loop.is_running():
+                self.run(agen.aclose())  # type: ignore[attr-defined]
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)

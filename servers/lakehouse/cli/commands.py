@@ -6,8 +6,8 @@ import asyncio
 import functools
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,25 @@ from lakehouse.cli import output
 from lakehouse.client._base import open_channel, token_metadata
 from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.errors import LakehouseClientError
+from lakehouse.client.query import AsyncQueryClient
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.server.common.config import SERVICE_NAMES
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
+# Rows read from a --schema-from file for PII detection; the rest of the file is never read.
+SAMPLE_ROWS = 1000
 
 
 @dataclass(frozen=True)
 class Clients:
+    """What a client command gets: one client per service over one channel."""
+
     storage: AsyncStorageClient
     catalog: AsyncCatalogClient
     channel: grpc.aio.Channel
+    query: AsyncQueryClient
+    token: str | None = None
+    """--token as given (None: $LAKEHOUSE_TOKEN), for clients made later such as Flight."""
 
 
 @asynccontextmanager
@@ -41,9 +49,11 @@ async def connect(address: str, token: str | None, timeout_s: float) -> AsyncIte
     metadata = token_metadata(token)
     try:
         yield Clients(
-            AsyncStorageClient(channel, timeout_s=timeout_s, metadata=metadata),
-            AsyncCatalogClient(channel, timeout_s=timeout_s, metadata=metadata),
-            channel,
+            storage=AsyncStorageClient(channel, timeout_s=timeout_s, metadata=metadata),
+            catalog=AsyncCatalogClient(channel, timeout_s=timeout_s, metadata=metadata),
+            channel=channel,
+            query=AsyncQueryClient(channel, timeout_s=timeout_s, metadata=metadata),
+            token=token,
         )
     finally:
         await channel.close()
@@ -70,6 +80,8 @@ def client_command(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
             asyncio.run(run())
         except LakehouseClientError as exc:
             output.fail(exc)
+        except OSError as exc:  # a local file: unreadable upload, unwritable download target, ...
+            raise click.ClickException(str(exc)) from None
 
     return wrapper
 
@@ -150,19 +162,29 @@ def objects() -> None:
     """Objects in buckets."""
 
 
+def _parse_meta(_ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
+    """--meta KEY=VALUE pairs as a dict; anything else is a usage error, never silently dropped."""
+    metadata: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        metadata[key] = value
+    return metadata
+
+
 @objects.command("put")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("key")
 @click.option("--bucket", default="", help="Bucket (default: the default bucket).")
 @click.option("--content-type", default="", help="MIME type, for example text/csv.")
-@click.option("--meta", multiple=True, help="Metadata KEY=VALUE (repeatable).")
+@click.option("--meta", multiple=True, callback=_parse_meta, help="Metadata KEY=VALUE (repeatable).")
 @client_command
-async def objects_put(c: Clients, file: Path, key: str, bucket: str, content_type: str, meta: tuple[str, ...]) -> None:
+async def objects_put(c: Clients, file: Path, key: str, bucket: str, content_type: str, meta: dict[str, str]) -> None:
     """Upload FILE as KEY."""
-    metadata = dict(item.split("=", 1) for item in meta if "=" in item)
     with file.open("rb") as source:
         info = await c.storage.put_object(
-            key, source, bucket=bucket, content_type=content_type, metadata=metadata, timeout_s=3600
+            key, source, bucket=bucket, content_type=content_type, metadata=meta, timeout_s=3600
         )
     output.console.print(f"stored {info.bucket}/{info.key}: {output.size(info.size_bytes)} sha256 {info.sha256}")
 
@@ -177,15 +199,17 @@ async def objects_put(c: Clients, file: Path, key: str, bucket: str, content_typ
 async def objects_get(c: Clients, key: str, bucket: str, target: Path | None) -> None:
     """Download KEY."""
     if target is None:
-        async for message in c.storage.get_object(key, bucket=bucket, timeout_s=3600):
-            sys.stdout.buffer.write(message.chunk)
+        async with aclosing(c.storage.get_object(key, bucket=bucket, timeout_s=3600)) as messages:
+            async for message in messages:
+                sys.stdout.buffer.write(message.chunk)
         return
     # Download beside the target and rename on success, so a failure never clobbers an existing file.
     partial = target.with_name(f".{target.name}.partial")
     try:
         with partial.open("wb") as sink:
-            async for message in c.storage.get_object(key, bucket=bucket, timeout_s=3600):
-                sink.write(message.chunk)
+            async with aclosing(c.storage.get_object(key, bucket=bucket, timeout_s=3600)) as messages:
+                async for message in messages:
+                    sink.write(message.chunk)
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -253,28 +277,71 @@ def _pii(column: catalog_pb.Column) -> str:
 
 
 def _read_schema_and_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
-    """Schema and first rows of a Parquet, CSV or Arrow IPC file (used for PII detection)."""
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    """Schema and first rows of a Parquet, CSV/TSV or Arrow IPC file (the rows feed PII detection).
 
-        file = pq.ParquetFile(path)
-        sample = next(file.iter_batches(batch_size=1000), None)
-        return file.schema_arrow, pa.Table.from_batches(
-            [sample]
-        ) if sample is not None else file.schema_arrow.empty_table()
-    if suffix in (".csv", ".tsv"):
-        import pyarrow.csv as pacsv
+    Only the first SAMPLE_ROWS rows are read, so a large file costs no more than a small one; an
+    unreadable file is a usage error that says what is wrong with it.
+    """
+    readers: dict[str, tuple[str, Callable[[Path], tuple[pa.Schema, pa.Table]]]] = {
+        ".parquet": ("Parquet", _parquet_sample),
+        ".csv": ("CSV", _csv_sample),
+        ".tsv": ("TSV", _csv_sample),
+        ".arrow": ("Arrow IPC", _ipc_sample),
+        ".arrows": ("Arrow IPC", _ipc_sample),
+        ".ipc": ("Arrow IPC", _ipc_sample),
+    }
+    kind, read = readers.get(path.suffix.lower(), ("", None))
+    if read is None:
+        raise click.BadParameter(
+            f"cannot read a schema from {path.name}: use .parquet, .csv, .tsv or .arrow", param_hint="'--schema-from'"
+        )
+    try:
+        return read(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise click.BadParameter(f"cannot read {path.name} as {kind}: {exc}", param_hint="'--schema-from'") from None
 
-        parse = pacsv.ParseOptions(delimiter="\t" if suffix == ".tsv" else ",", newlines_in_values=True)
-        table = pacsv.read_csv(path, parse_options=parse)
-        return table.schema, table.slice(0, 1000)
-    if suffix in (".arrow", ".arrows", ".ipc"):
-        table = pa.ipc.open_stream(path.read_bytes()).read_all()
-        return table.schema, table.slice(0, 1000)
-    raise click.BadParameter(
-        f"cannot read a schema from {path.name}: use .parquet, .csv, .tsv or .arrow", param_hint="--schema-from"
-    )
+
+def _first_rows(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> pa.Table:
+    taken: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        taken.append(batch)
+        count += batch.num_rows
+        if count >= SAMPLE_ROWS:
+            break
+    return pa.Table.from_batches(taken, schema=schema).slice(0, SAMPLE_ROWS)
+
+
+def _parquet_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as file:
+        schema = file.schema_arrow
+        return schema, _first_rows(schema, file.iter_batches(batch_size=SAMPLE_ROWS))
+
+
+def _csv_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter="\t" if path.suffix.lower() == ".tsv" else ",", newlines_in_values=True)
+    # Streaming: types are inferred from the first block (1 MiB) and reading stops after the sample.
+    # One thread, so no block is read ahead past what the sample needs.
+    read = pacsv.ReadOptions(use_threads=False)
+    with pacsv.open_csv(str(path), read_options=read, parse_options=parse) as reader:
+        return reader.schema, _first_rows(reader.schema, reader)
+
+
+def _ipc_sample(path: Path) -> tuple[pa.Schema, pa.Table]:
+    """Arrow IPC in the file format (`new_file`, random access) or the stream format (`new_stream`)."""
+    with pa.OSFile(str(path)) as source:
+        try:
+            file = pa.ipc.open_file(source)
+        except pa.ArrowInvalid:  # no file-format footer: try the stream format
+            source.seek(0)
+            with pa.ipc.open_stream(source) as stream:
+                return stream.schema, _first_rows(stream.schema, stream)
+        batches = (file.get_batch(i) for i in range(file.num_record_batches))
+        return file.schema, _first_rows(file.schema, batches)
 
 
 @datasets.command("create")

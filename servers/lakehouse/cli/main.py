@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy.exc
 
-from lakehouse.cli import commands
+from lakehouse.cli import commands, data
 from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
 from lakehouse.server.common.errors import LakehouseError
@@ -98,8 +98,10 @@ def serve(
         if config.server.log_format == "json":
             return  # the server's own log line says it; stderr stays one JSON object per line
         names = ", ".join(services or SERVICE_NAMES)
+        extras = "".join(f", {name} on {uri}" for name, uri in started.endpoints.items())
         click.echo(
-            f"lakehouse mesh serving {names} on {started.address} (data in {config.data_dir}); Ctrl-C stops", err=True
+            f"lakehouse mesh serving {names} on {started.address}{extras} (data in {config.data_dir}); Ctrl-C stops",
+            err=True,
         )
 
     try:
@@ -119,6 +121,8 @@ def _startup_problem(exc: BaseException) -> str:
 
 commands.register(cli)
 cli.add_command(sample_command)
+for command in data.COMMANDS:
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from google.protobuf import timestamp_pb2
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from lakehouse.client.errors import LakehouseClientError
 
@@ -60,8 +61,14 @@ def now() -> str:
 
 
 def fail(error: LakehouseClientError) -> NoReturn:
-    """Prints the server's reason (and bad fields) and exits non-zero."""
-    errors.print(f"[bold red]error:[/] {error.code.name} {error.reason}".rstrip(), highlight=False)
+    """Prints the server's reason (and bad fields) and exits non-zero.
+
+    Everything after "error:" is server text and printed as plain text: a reason or message
+    holding "[/]" must not be read as rich markup (which would raise and print a traceback).
+    """
+    head = Text("error:", style="bold red")
+    head.append(f" {error.code.name} {error.reason}".rstrip())
+    errors.print(head, highlight=False)
     for violation in error.violations:
         errors.print(f"  field {violation.field}: {violation.description}", highlight=False, markup=False)
     if not error.violations:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakehouse.server.common.errors import FailedPrecondition, NotFound, PermissionDenied, invalid_field
+from lakehouse.server.common.errors import Code, FailedPrecondition, LakehouseError, NotFound, PermissionDenied
 
 
 class DatasetNotFound(NotFound):
@@ -32,10 +32,15 @@ class NotDatasetOwner(PermissionDenied):
     reason = "NOT_DATASET_OWNER"
 
 
-def invalid_dataset_name(field: str) -> Exception:
-    return invalid_field(
-        field,
-        "must match ^[a-z][a-z0-9_]{0,127}$: lowercase letters, digits and '_', starting with a letter, "
-        "at most 128 characters (it is the SQL table name)",
-        reason="INVALID_DATASET_NAME",
-    )
+class ConcurrentChange(LakehouseError):
+    """A concurrent transaction committed the same key first; the operation is retried once."""
+
+    code = Code.ABORTED
+    reason = "CONCURRENT_MODIFICATION"
+
+
+class CatalogDatabaseError(LakehouseError):
+    """The database refused a statement for a reason other than a race or an outage (a bug)."""
+
+    code = Code.INTERNAL
+    reason = "INTERNAL"

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from lakehouse.server.common.errors import invalid_field
+
+# Column lists in errors travel in gRPC trailers, which peers refuse beyond 16 KiB: a wide
+# schema's diff is cut to this many entries and characters per list, then "and N more".
+MAX_LISTED = 20
+MAX_LISTED_CHARS = 1_000
+MAX_ENTRY_CHARS = 120
+
+
+def capped(items: Sequence[str]) -> list[str]:
+    """The first entries of `items` (long ones cut short), then "and N more" for the rest."""
+    shown: list[str] = []
+    for item in items[:MAX_LISTED]:
+        if sum(map(len, shown)) >= MAX_LISTED_CHARS:
+            break
+        shown.append(item if len(item) <= MAX_ENTRY_CHARS else item[: MAX_ENTRY_CHARS - 1] + "…")
+    rest = len(items) - len(shown)
+    return [*shown, f"and {rest} more"] if rest else shown
 
 
 @dataclass(frozen=True)
@@ -25,7 +44,7 @@ class SchemaDiff:
 
     def summary(self) -> str:
         parts = [
-            f"{label}: {', '.join(items)}"
+            f"{label}: {', '.join(capped(items))}"
             for label, items in (("added", self.added), ("removed", self.removed), ("changed", self.changed))
             if items
         ]
@@ -42,10 +61,9 @@ def decode_schema(ipc: bytes, field: str) -> pa.Schema:
         raise invalid_field(field, f"not an Arrow IPC stream: {exc}", reason="INVALID_SCHEMA") from None
     if len(schema) == 0:
         raise invalid_field(field, "the schema has no columns", reason="INVALID_SCHEMA")
-    names = [f.name for f in schema]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    duplicates = sorted(name for name, count in Counter(schema.names).items() if count > 1)
     if duplicates:
-        raise invalid_field(field, f"duplicate column names: {', '.join(duplicates)}", reason="INVALID_SCHEMA")
+        raise invalid_field(field, f"duplicate column names: {', '.join(capped(duplicates))}", reason="INVALID_SCHEMA")
     return schema
 
 

@@ -19,12 +19,12 @@ import pyarrow as pa
 from lakehouse.server.catalog import schema as schemas
 from lakehouse.server.catalog.errors import (
     ColumnNotFound,
+    ConcurrentChange,
     DatasetNotFound,
     NotDatasetOwner,
     SchemaMismatch,
     TableVersionNotNewer,
     VersionNotFound,
-    invalid_dataset_name,
 )
 from lakehouse.server.catalog.pii import PiiKind, detect_pii
 from lakehouse.server.catalog.store import (
@@ -39,17 +39,26 @@ from lakehouse.server.catalog.store import (
 )
 from lakehouse.server.common.context import current_call, current_principal
 from lakehouse.server.common.errors import invalid_field
+from lakehouse.server.common.names import (
+    DATASET_NAME,
+    MAX_LONG_TEXT,
+    MAX_SHORT_TEXT,
+    check_dataset_name,
+    check_text,
+)
 from lakehouse.server.common.paging import Page, page_of
-from lakehouse.server.common.redact import redact_uri
+from lakehouse.server.common.redact import redact_attributes, redact_uri
 
 T = TypeVar("T")
 Runner = Callable[..., Awaitable[Any]]
 
-DATASET_NAME = re.compile(r"[a-z][a-z0-9_]{0,127}")
 # Fixed namespace for dataset ids: the same name gives the same id on every machine and rebuild.
 DATASET_ID_NAMESPACE = uuid.UUID("6f1c2b1e-4d0a-5b7e-9a43-1c7e2f0d8b55")
 OPERATIONS = ("CREATE", "APPEND", "OVERWRITE", "DELETE", "COMPACT", "SCHEMA_EVOLUTION")
 UPDATABLE_DATASET_FIELDS = ("description", "owner", "tags")
+# Fields whose change only the owner or an admin may make: they decide who governs the PII tags.
+OWNER_ONLY_FIELDS = ("owner", "tags")
+INT64_MAX = 2**63 - 1
 
 
 def dataset_id(name: str) -> str:
@@ -57,26 +66,7 @@ def dataset_id(name: str) -> str:
     return str(uuid.uuid5(DATASET_ID_NAMESPACE, name))
 
 
-def check_dataset_name(name: str, field: str) -> str:
-    if not DATASET_NAME.fullmatch(name):
-        raise invalid_dataset_name(field)
-    return name
-
-
 MAX_TAGS = 64
-MAX_SHORT_TEXT = 256
-MAX_LONG_TEXT = 16 * 1024
-
-
-def check_text(field: str, value: str, max_chars: int, *, required: bool = False) -> str:
-    """Free text a database can store: bounded, no NUL (PostgreSQL refuses NUL in text)."""
-    if required and not value:
-        raise invalid_field(field, "must not be empty", reason="INVALID_ARGUMENT")
-    if len(value) > max_chars:
-        raise invalid_field(field, f"must be at most {max_chars} characters", reason="VALUE_TOO_LONG")
-    if "\x00" in value:
-        raise invalid_field(field, "must not contain NUL characters", reason="INVALID_CHARACTERS")
-    return value
 
 
 def check_tags(field: str, tags: Sequence[str]) -> tuple[str, ...]:
@@ -153,18 +143,22 @@ class CatalogService:
         check_text("dataset.owner", new.owner, MAX_SHORT_TEXT)
         check_text("dataset.location", new.location, 1024)
         check_tags("dataset.tags", new.tags)
-        schema = schemas.decode_schema(new.schema_ipc, "dataset.schema")
-        sample = schemas.decode_table(new.sample_ipc, "sample")
+        schema, sample = await self._run(_decode, new.schema_ipc, "dataset.schema", new.sample_ipc)
         bucket = new.bucket or self._default_bucket
         await self._buckets.require(bucket, "dataset.bucket")
-        return await self._run(self._create_dataset, new, schema, sample, bucket)
+        return await self._write(self._create_dataset, new, schema, sample, bucket)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs a writing transaction in the executor, once more if it lost a race (see `_retried`)."""
+        result: T = await self._run(_retried, fn, *args)
+        return result
 
     def _create_dataset(
         self, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, bucket: str
     ) -> tuple[DatasetRecord, bool]:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
-            existing = tx.dataset(new.name)
+            existing = tx.dataset(new.name, for_update=True)
             if existing is not None:
                 return self._reregister(tx, existing, new, schema, sample, now)
             record = DatasetRecord(
@@ -220,7 +214,7 @@ class CatalogService:
         return await self._run(self._get_dataset, check_lookup(name_or_id, field))
 
     def _get_dataset(self, name_or_id: str) -> DatasetRecord:
-        with self._store.transaction() as tx:
+        with self._store.transaction(read_only=True) as tx:
             record = tx.dataset(name_or_id)
         if record is None:
             raise DatasetNotFound(name_or_id)
@@ -233,7 +227,7 @@ class CatalogService:
             check_text(name, value, MAX_SHORT_TEXT)
 
         def load() -> list[DatasetRecord]:
-            with self._store.transaction() as tx:
+            with self._store.transaction(read_only=True) as tx:
                 return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
 
         return page_of(await self._run(load), page, lambda d: d.name)
@@ -255,14 +249,16 @@ class CatalogService:
         check_text("dataset.description", values["description"], MAX_LONG_TEXT)
         check_text("dataset.owner", values["owner"], MAX_SHORT_TEXT)
         check_tags("dataset.tags", values["tags"])
-        return await self._run(self._update_dataset, check_lookup(name_or_id, "dataset.name"), tuple(paths), values)
+        return await self._write(self._update_dataset, check_lookup(name_or_id, "dataset.name"), tuple(paths), values)
 
     def _update_dataset(self, name_or_id: str, paths: tuple[str, ...], values: dict[str, Any]) -> DatasetRecord:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
-            before = tx.dataset(name_or_id)
+            before = tx.dataset(name_or_id, for_update=True)
             if before is None:
                 raise DatasetNotFound(name_or_id)
+            if set(paths) & set(OWNER_ONLY_FIELDS):
+                _require_owner(before, "change its owner or tags")
             changes: dict[str, Any] = {p: unique_tags(values[p]) if p == "tags" else values[p] for p in paths}
             after = replace(before, **changes, update_time=now)
             tx.update_dataset(after)
@@ -270,14 +266,15 @@ class CatalogService:
             return after
 
     async def delete_dataset(self, name_or_id: str) -> DatasetRecord:
-        return await self._run(self._delete_dataset, check_lookup(name_or_id, "dataset"))
+        return await self._write(self._delete_dataset, check_lookup(name_or_id, "dataset"))
 
     def _delete_dataset(self, name_or_id: str) -> DatasetRecord:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
-            record = tx.dataset(name_or_id)
+            record = tx.dataset(name_or_id, for_update=True)
             if record is None:
                 raise DatasetNotFound(name_or_id)
+            _require_owner(record, "delete it")
             tx.delete_dataset(record.id)
             _journal(tx, now, "dataset", record.name, "delete", record.summary(), None)
             return record
@@ -304,16 +301,15 @@ class CatalogService:
             *((f"files[{i}]", f) for i, f in enumerate(new.files)),
         ):
             check_text(name, value, MAX_LONG_TEXT)
-        schema = schemas.decode_schema(new.schema_ipc, "schema")
-        sample = schemas.decode_table(new.sample_ipc, "sample")
-        return await self._run(self._register_version, new, schema, sample)
+        schema, sample = await self._run(_decode, new.schema_ipc, "schema", new.sample_ipc)
+        return await self._write(self._register_version, new, schema, sample)
 
     def _register_version(
         self, new: NewVersion, schema: pa.Schema, sample: pa.Table | None
     ) -> tuple[DatasetRecord, VersionRecord, bool]:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
-            before = tx.dataset(new.dataset)
+            before = tx.dataset(new.dataset, for_update=True)
             if before is None:
                 raise DatasetNotFound(new.dataset)
             if new.content_sha256:
@@ -339,7 +335,7 @@ class CatalogService:
                 size_bytes=new.size_bytes,
                 update_time=now,
             )
-            lineage = replace(new.lineage, source_reference=redact_uri(new.lineage.source_reference))
+            lineage = _redacted(new.lineage)
             version = VersionRecord(
                 version=after.current_version,
                 operation=new.operation,
@@ -373,7 +369,7 @@ class CatalogService:
 
         def load() -> list[VersionRecord]:
             record = self._get_dataset(name_or_id)
-            with self._store.transaction() as tx:
+            with self._store.transaction(read_only=True) as tx:
                 return tx.versions(record.id, before, page.size + 1, content_sha256)
 
         return page_of(await self._run(load), page, lambda v: str(v.version))
@@ -383,7 +379,7 @@ class CatalogService:
 
         def load() -> VersionRecord:
             record = self._get_dataset(name_or_id)
-            with self._store.transaction() as tx:
+            with self._store.transaction(read_only=True) as tx:
                 found = tx.version(record.id, number)
             if found is None:
                 raise VersionNotFound(
@@ -404,19 +400,15 @@ class CatalogService:
         check_lookup(name_or_id, "dataset")
         check_text("column", column, MAX_SHORT_TEXT, required=True)
         check_text("reason", reason, MAX_LONG_TEXT)
-        return await self._run(self._set_column_sensitivity, name_or_id, column, tuple(sorted(set(pii))), reason)
+        return await self._write(self._set_column_sensitivity, name_or_id, column, tuple(sorted(set(pii))), reason)
 
     def _set_column_sensitivity(self, name_or_id: str, column: str, pii: tuple[str, ...], reason: str) -> DatasetRecord:
         now = datetime.now(UTC)
-        principal = current_principal()
         with self._store.transaction() as tx:
-            before = tx.dataset(name_or_id)
+            before = tx.dataset(name_or_id, for_update=True)
             if before is None:
                 raise DatasetNotFound(name_or_id)
-            if principal.role != "admin" and principal.name != before.owner:
-                raise NotDatasetOwner(
-                    f"only the owner of {before.name!r} ({before.owner}) or an admin may change column sensitivity"
-                )
+            _require_owner(before, "change column sensitivity")
             if column not in {c.name for c in before.columns}:
                 raise ColumnNotFound(f"dataset {before.name!r} has no column {column!r}", violations=())
             columns = tuple(replace(c, pii=pii, source="owner") if c.name == column else c for c in before.columns)
@@ -446,7 +438,7 @@ class CatalogService:
         query = EventQuery(after, page.size + 1, entity_type, entity, start, end)
 
         def load() -> list[EventRecord]:
-            with self._store.transaction() as tx:
+            with self._store.transaction(read_only=True) as tx:
                 return tx.events(query)
 
         return page_of(await self._run(load), page, lambda e: str(e.sequence))
@@ -468,10 +460,43 @@ def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_a
     raise SchemaMismatch(
         f"schema of {name!r} differs from the registered one: {change.summary()}{hint}",
         metadata={
-            "added": json.dumps(change.added),
-            "removed": json.dumps(change.removed),
-            "changed": json.dumps(change.changed),
+            "added": json.dumps(schemas.capped(change.added)),
+            "removed": json.dumps(schemas.capped(change.removed)),
+            "changed": json.dumps(schemas.capped(change.changed)),
         },
+    )
+
+
+def _decode(schema_ipc: bytes, schema_field: str, sample_ipc: bytes) -> tuple[pa.Schema, pa.Table | None]:
+    """Parses a request's Arrow schema and optional sample (up to the message size limit)."""
+    return schemas.decode_schema(schema_ipc, schema_field), schemas.decode_table(sample_ipc, "sample")
+
+
+def _retried(fn: Callable[..., T], *args: Any) -> T:
+    """Calls `fn` once more after it lost a race to insert the same key (two creates of one name).
+
+    The whole transaction rolled back, so the second attempt takes the ordinary path and sees
+    the winner's row: the idempotent answer, SCHEMA_MISMATCH, or the next version number.
+    """
+    try:
+        return fn(*args)
+    except ConcurrentChange:
+        return fn(*args)
+
+
+def _require_owner(record: DatasetRecord, action: str) -> None:
+    principal = current_principal()
+    if principal.role != "admin" and principal.name != record.owner:
+        raise NotDatasetOwner(f"only the owner of {record.name!r} ({record.owner}) or an admin may {action}")
+
+
+def _redacted(lineage: LineageRecord) -> LineageRecord:
+    """Lineage without credentials, as it is stored, journaled and returned."""
+    return LineageRecord(
+        source_system=redact_uri(lineage.source_system),
+        source_reference=redact_uri(lineage.source_reference),
+        job_id=redact_uri(lineage.job_id),
+        attributes=redact_attributes(lineage.attributes),
     )
 
 
@@ -510,9 +535,9 @@ def _journal(tx: Any, now: datetime, entity_type: str, entity: str, action: str,
 
 
 def _int_token(value: str | None, field: str) -> int | None:
+    """A numeric cursor; anything outside 0..int64 max is not one this server issued."""
     if value is None:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise invalid_field(field, "not a token this server issued", reason="INVALID_PAGE_TOKEN") from None
+    if not re.fullmatch(r"[0-9]{1,19}", value) or int(value) > INT64_MAX:
+        raise invalid_field(field, "not a token this server issued", reason="INVALID_PAGE_TOKEN")
+    return int(value)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from lakehouse.catalog.v1 import catalog_service_pb2 as pb
 from lakehouse.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
-from lakehouse.client.errors import NotFoundError
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.common.v1 import arrow_pb2
 from lakehouse.server.catalog import service as domain
@@ -208,24 +208,47 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
         )
 
 
+BUCKET_PAGE_SIZE = 1000
+# How long a bucket seen to exist is trusted without asking again. Misses are never remembered,
+# so a bucket created a moment ago is found at once.
+BUCKET_CACHE_S = 5.0
+
+
 class StorageBuckets:
-    """`BucketDirectory` backed by the storage service, called through its generated stub."""
+    """`BucketDirectory` backed by the storage service, called through its generated stub.
+
+    It asks ListBuckets, which answers from the storage service's list of buckets; listing the
+    bucket's objects would make the storage backend walk the whole bucket.
+    """
 
     def __init__(self, peers: PeerChannels) -> None:
         self._peers = peers
         self._client: AsyncStorageClient | None = None
+        self._seen_until: dict[str, float] = {}
 
     async def require(self, bucket: str, field: str) -> None:
+        if self._seen_until.get(bucket, float("-inf")) > time.monotonic():
+            return
+        if not await self._exists(bucket):
+            raise NotFound(f"{field}: bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND")
+        self._seen_until[bucket] = time.monotonic() + BUCKET_CACHE_S
+
+    async def _exists(self, bucket: str) -> bool:
+        token = ""
+        while True:
+            page = await self._storage().list_buckets(page_size=BUCKET_PAGE_SIZE, page_token=token)
+            names = [b.name for b in page.buckets]
+            # Pages come in name order: once past `bucket`, later pages cannot hold it.
+            if bucket in names or not page.next_page_token or (names and names[-1] > bucket):
+                return bucket in names
+            token = page.next_page_token
+
+    def _storage(self) -> AsyncStorageClient:
         if self._client is None:
             self._client = AsyncStorageClient(
                 self._peers.channel("storage"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata
             )
-        try:
-            await self._client.list_objects(bucket=bucket, page_size=1)
-        except NotFoundError as exc:
-            if exc.reason != "BUCKET_NOT_FOUND":
-                raise
-            raise NotFound(f"{field}: bucket {bucket!r} does not exist", reason="BUCKET_NOT_FOUND") from None
+        return self._client
 
 
 def build(config: Config, executor: BlockingExecutor, peers: PeerChannels, auth_enabled: bool) -> ServiceBinding:

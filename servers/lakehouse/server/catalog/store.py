@@ -7,6 +7,8 @@ with the state it describes. The journal table refuses UPDATE and DELETE at the 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,11 +18,16 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from lakehouse.server.catalog.errors import CatalogDatabaseError, ConcurrentChange
+from lakehouse.server.common.context import current_call
 from lakehouse.server.common.errors import Unavailable
 
+log = logging.getLogger("lakehouse.catalog")
 metadata = sa.MetaData()
+# Key of the PostgreSQL advisory lock that serializes schema creation across replicas.
+SCHEMA_LOCK_KEY = 0x6C616B65686F7573  # "lakehous"
 
 datasets = sa.Table(
     "datasets",
@@ -202,21 +209,38 @@ class EventQuery:
     end: datetime | None = None
 
 
+# Execution option marking a transaction that only reads (SQLite then begins it deferred).
+_READ_ONLY = "lakehouse_read_only"
+
+
 def create_catalog_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, full sync and a busy timeout for concurrent writers."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    """An engine for `url`; SQLite gets WAL, full sync, a busy timeout and serialized writers.
 
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
-                cursor.execute(f"PRAGMA {pragma}")
-            cursor.close()
+    Statement parameters (lineage, descriptions) never appear in SQLAlchemy's errors or logs.
+    """
+    if not url.startswith("sqlite:///"):
+        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
+    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite's legacy mode begins transactions only before DML, so reads ran outside
+        # them; with the driver in autocommit, the "begin" hook below decides instead.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # A writer takes the write lock before its first read, so read-modify-write
+        # transactions run one after another; readers keep WAL snapshots and never wait.
+        read_only = conn.get_execution_options().get(_READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+    return engine
 
 
 class CatalogStore:
@@ -226,20 +250,26 @@ class CatalogStore:
         self.engine = engine
 
     def create_schema(self) -> None:
+        """Creates missing tables and the journal triggers; replicas may call it at the same time."""
         with self._connect() as conn:
+            if conn.dialect.name == "postgresql":
+                # Concurrent CREATE TABLEs collide in pg_type; the lock, held until commit, makes
+                # a second replica wait and then find the first one's tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
             for statement in _APPEND_ONLY.get(conn.dialect.name, []):
                 conn.exec_driver_sql(statement)
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
-        with self._connect() as conn:
+    def transaction(self, *, read_only: bool = False) -> Iterator[Tx]:
+        """One unit of work; `read_only` ones on SQLite do not wait for the write lock."""
+        with self._connect(read_only) as conn:
             yield Tx(conn)
 
     @contextmanager
-    def _connect(self) -> Iterator[Connection]:
+    def _connect(self, read_only: bool = False) -> Iterator[Connection]:
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn, conn.execution_options(**{_READ_ONLY: read_only}).begin():
                 yield conn
         except OperationalError as exc:
             # The database is down or unreachable; callers retry, nothing was committed.
@@ -248,6 +278,15 @@ class CatalogStore:
                 reason="DATABASE_UNAVAILABLE",
                 retry_after_s=1.0,
             ) from exc
+        except IntegrityError as exc:
+            if not _is_unique_violation(exc):
+                raise _database_bug(exc) from None
+            # Lost a race to insert the same key; `from None` keeps the statement out of any traceback.
+            raise ConcurrentChange(
+                "a concurrent request changed the same dataset first; retry", retry_after_s=0.1
+            ) from None
+        except DBAPIError as exc:
+            raise _database_bug(exc) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -261,8 +300,14 @@ class Tx:
 
     # -- datasets ------------------------------------------------------------------------------
 
-    def dataset(self, name_or_id: str) -> DatasetRecord | None:
+    def dataset(self, name_or_id: str, *, for_update: bool = False) -> DatasetRecord | None:
+        """The dataset by name or id; `for_update` locks its row until the transaction ends.
+
+        SQLite ignores the lock: there every writing transaction already holds the database's.
+        """
         query = sa.select(datasets).where(sa.or_(datasets.c.name == name_or_id, datasets.c.id == name_or_id))
+        if for_update:
+            query = query.with_for_update()
         row = self._conn.execute(query).mappings().first()
         return self._dataset(row) if row else None
 
@@ -469,6 +514,31 @@ class Tx:
             content_sha256=row["content_sha256"],
             table_version=row["table_version"],
         )
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or getattr(orig, "sqlite_errorname", "") in (
+        "SQLITE_CONSTRAINT_UNIQUE",
+        "SQLITE_CONSTRAINT_PRIMARYKEY",
+    )
+
+
+def _database_bug(exc: DBAPIError) -> CatalogDatabaseError:
+    """Logs a refused statement by kind, SQL and stack only: driver messages can quote row values."""
+    kind = type(exc.orig).__name__
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", "")
+    call = current_call()
+    request_id = call.request_id if call else "-"
+    log.error(
+        "catalog database refused a statement: %s %s\n%s\n%s",
+        kind,
+        code,
+        exc.statement,
+        "".join(traceback.format_tb(exc.__traceback__)),
+        extra={"request_id": request_id},
+    )
+    return CatalogDatabaseError(f"catalog database error ({kind}); quote request id {request_id} when reporting it")
 
 
 def unique_tags(tags: Sequence[str]) -> tuple[str, ...]:

@@ -108,7 +108,8 @@ class MeshServer:
         for binding in self._bindings:
             if binding.serving:  # a contract without a server here has no health entry (NOT_FOUND)
                 await self._health.set(binding.full_name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving %s on %s", ", ".join(b.name for b in self._bindings), self.address)
+        extras = "".join(f", {name} on {uri}" for name, uri in self.endpoints.items())
+        log.info("serving %s on %s%s", ", ".join(b.name for b in self._bindings), self.address, extras)
 
     async def stop(self) -> None:
         """Health goes NOT_SERVING, in-flight calls get the grace period, then services close."""

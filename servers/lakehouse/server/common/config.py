@@ -8,6 +8,7 @@ Unknown keys and bad values stop the server at start with the file (or variable)
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import field, replace
@@ -19,6 +20,8 @@ import pydantic
 
 SERVICE_NAMES = ("storage", "catalog", "query", "vector", "memory", "chat")
 ENV_PREFIX = "LAKEHOUSE_"
+BUCKET_NAME = re.compile(r"[a-z][a-z0-9-]{2,62}")
+"""Bucket names, in configuration and at runtime alike (a name becomes a directory name)."""
 _STRICT = pydantic.ConfigDict(extra="forbid")
 
 
@@ -40,6 +43,9 @@ class ServerConfig:
     """Root of everything the server writes: buckets, the catalog database, models."""
     grace_period_s: float = pydantic.Field(default=10.0, ge=0)
     """How long in-flight calls may drain after SIGTERM."""
+    drain_delay_s: float = pydantic.Field(default=0.0, ge=0)
+    """After SIGTERM, health says NOT_SERVING for this long before new calls are refused (about 5 s
+    behind a Kubernetes Service, so endpoints are removed first)."""
     blocking_workers: int = pydantic.Field(default=8, ge=1, le=256)
     """Threads for blocking work (file systems, databases) so the event loop never waits."""
     reflection: bool = True
@@ -142,6 +148,27 @@ class StorageConfig:
     """Buckets declared in configuration; more can be created at runtime."""
     s3: S3Config = field(default_factory=S3Config)
     """Settings for s3:// buckets."""
+    bucket_roots: tuple[str, ...] = ()
+    """Absolute directories, besides <data_dir>/buckets, under which CreateBucket may place local buckets."""
+
+    @pydantic.field_validator("buckets")
+    @classmethod
+    def _bucket_names_follow_the_rule(cls, buckets: Mapping[str, BucketConfig]) -> Mapping[str, BucketConfig]:
+        for name in buckets:
+            if not BUCKET_NAME.fullmatch(name):
+                raise ValueError(
+                    f'[storage.buckets."{name}"]: bucket names must be 3 to 63 characters: '
+                    "lowercase letters, digits and '-', starting with a letter"
+                )
+        return buckets
+
+    @pydantic.field_validator("bucket_roots")
+    @classmethod
+    def _bucket_roots_are_absolute(cls, roots: tuple[str, ...]) -> tuple[str, ...]:
+        for root in roots:
+            if not Path(root).is_absolute():
+                raise ValueError(f"{root!r} is not an absolute directory")
+        return roots
 
     def __post_init__(self) -> None:
         if self.default_bucket not in self.buckets:
@@ -159,6 +186,36 @@ class CatalogConfig:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class QueryConfig:
+    """The query service: DuckDB over Delta tables, ingest, Arrow Flight."""
+
+    threads: int = pydantic.Field(default=2, ge=1, le=256)
+    """DuckDB worker threads for one query."""
+    memory_limit: str = "2GB"
+    """DuckDB memory limit for the whole process, for example "2GB"."""
+    concurrent_queries: int = pydantic.Field(default=4, ge=1, le=256)
+    """Queries running at once; more wait for a slot."""
+    max_inline_rows: int = pydantic.Field(default=10_000, ge=0)
+    """Rows a Query returns inline by default; the full result goes over Flight."""
+    max_inline_bytes: int = pydantic.Field(default=16 * 1024 * 1024, ge=1024)
+    """Arrow bytes a Query returns inline at most; fewer rows are inlined to stay below it."""
+    default_timeout_s: float = pydantic.Field(default=300.0, gt=0)
+    """Time limit of a statement when the caller gives none."""
+    max_upload_mb: int = pydantic.Field(default=10_240, ge=1)
+    """Largest file IngestFile accepts, in MiB."""
+    upload_idle_timeout_s: float = pydantic.Field(default=60.0, gt=0)
+    """An upload that sends nothing for this long is dropped."""
+    batch_rows: int = pydantic.Field(default=65_536, ge=1024)
+    """Rows per Arrow batch when streaming results and ingesting."""
+    import_dirs: tuple[str, ...] = ()
+    """Directories IngestDatabase may read SQLite and DuckDB files from, besides <data_dir>/imports."""
+    vacuum_retention_hours: float = pydantic.Field(default=168.0, ge=0)
+    """Default Vacuum retention (7 days)."""
+    vacuum_minimum_hours: float = pydantic.Field(default=1.0, ge=0)
+    """A shorter retention needs the admin role."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Config:
     """The whole of lakehouse.toml."""
 
@@ -172,6 +229,8 @@ class Config:
     """[storage]"""
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     """[catalog]"""
+    query: QueryConfig = field(default_factory=QueryConfig)
+    """[query]"""
 
     @property
     def data_dir(self) -> Path:

@@ -65,6 +65,71 @@ class Stage:
     def reader(self) -> pa.RecordBatchReader:
         return pa.ipc.open_stream(pa.memory_map(str(self.path)))
 
+    @property
+    def failure(self) -> Exception | None:
+        return None  # everything was read and checked while staging
+
+    def close(self) -> None:
+        """Nothing to release: the stage file is removed by its owner."""
+
+
+class StreamStage:
+    """A file read straight into the Delta commit, without a staging copy.
+
+    Used where the content hash is known before reading (uploaded files): a malformed row or a
+    bad value stops the stream, and since a Delta commit only happens at the end, nothing
+    becomes visible. Counts and the PII sample are known once the stream has been consumed.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        reader: pa.RecordBatchReader,
+        target: pa.Schema | None,
+        progress: Progress,
+        on_close: Callable[[], None],
+    ) -> None:
+        self.schema = fit_schema(delta_schema(reader.schema), target, allow_new_columns=False)
+        self._reader = reader
+        self._progress = progress
+        self._on_close = on_close
+        self.source = source
+        self.rows = self.bytes = self.rows_skipped = 0
+        self.warnings: tuple[str, ...] = ()
+        self._sample: list[pa.RecordBatch] = []
+        self.failure: Exception | None = None
+
+    @property
+    def sample(self) -> pa.Table:
+        return (
+            pa.Table.from_batches(self._sample, self.schema).slice(0, SAMPLE_ROWS)
+            if self._sample
+            else self.schema.empty_table()
+        )
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self.schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for raw in self._reader:
+                batch = _cast(raw, self.schema)
+                self.rows += batch.num_rows
+                self.bytes += batch.nbytes
+                if sum(b.num_rows for b in self._sample) < SAMPLE_ROWS:
+                    self._sample.append(batch.slice(0, SAMPLE_ROWS))
+                self._progress(self.rows, self.bytes)
+                yield batch
+        except SchemaMismatch as exc:
+            self.failure = exc
+            raise
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's errors arrive through Arrow's C stream
+            self.failure = MalformedInput(_first_lines(str(exc).removeprefix("IOError: ")))
+            raise
+
+    def close(self) -> None:
+        self._on_close()
+
 
 def infer_format(explicit: str, file_name: str) -> str:
     if explicit:
@@ -191,8 +256,28 @@ def read_file(
         relation = _relation(con, path, options, target)
         return con, relation.to_arrow_reader(batch_rows)
     except duckdb.Error as exc:
+        message = _first_lines(str(exc))
+        if options.format in ("csv", "tsv") and "sniffing" in message:
+            message = _diagnose_csv(con, path, options) or message
         con.close()
-        raise MalformedInput(_first_lines(str(exc))) from None
+        raise MalformedInput(message) from None
+
+
+def _diagnose_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions) -> str:
+    """When DuckDB cannot work out a CSV's layout, find the first rows that break it (a second,
+    lenient read that records rejects) so the error can name lines instead of the dialect search."""
+    lenient = FileOptions(
+        options.format, options.delimiter, options.quote, options.escape, options.header, options.null_strings, {}, True
+    )
+    try:
+        _relation(con, path, lenient, None).fetchall()
+        rejects = con.sql("SELECT line, error_type, error_message FROM reject_errors ORDER BY line LIMIT 3").fetchall()
+    except duckdb.Error:
+        return ""
+    if not rejects:
+        return ""
+    lines = "; ".join(f"line {line}: {kind.lower().replace('_', ' ')} ({detail})" for line, kind, detail in rejects)
+    return f"the CSV does not parse: {lines}. Fix those rows, or ingest with bad-row skipping to leave them out"
 
 
 def _relation(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions, target: pa.Schema | None) -> Any:

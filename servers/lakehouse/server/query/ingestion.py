@@ -23,10 +23,11 @@ from lakehouse.server.common.names import MAX_LONG_TEXT, check_dataset_name, che
 from lakehouse.server.query import ingest, sources, tables
 from lakehouse.server.query.errors import DatasetExists
 from lakehouse.server.query.gateways import Catalog, DatasetInfo, NewVersion, Storage
-from lakehouse.server.query.ingest import FileOptions, Stage
+from lakehouse.server.query.ingest import FileOptions, Stage, StreamStage
 from lakehouse.server.query.service import QueryService
 
 Mode = Literal["CREATE", "APPEND", "OVERWRITE"]
+Staged = Stage | StreamStage
 PROGRESS_INTERVAL_S = 0.25
 
 
@@ -70,7 +71,7 @@ class ProgressEvent:
     bytes_total: int = 0
 
 
-Stager = Callable[[pa.Schema | None, Path, ingest.Progress], Stage]
+Stager = Callable[[pa.Schema | None, Path, ingest.Progress], Staged]
 """Blocking: reads the source into a stage file, typed after the dataset's schema if any."""
 
 
@@ -103,7 +104,7 @@ class Ingestor:
         """A local file (an upload spooled by the servicer, or a downloaded object)."""
         options = _with_format(options, file_name)
 
-        def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Stage:
+        def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
             return sources.stage_file(path, options, schema, stage_path, self._config.query.batch_rows, progress)
 
         return await self._ingest(target, stager, sha256, size, lineage, _silent)
@@ -124,7 +125,7 @@ class Ingestor:
                     "object", f"{bucket or self._config.storage.default_bucket}/{key}", {"format": options.format}
                 )
 
-                def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Stage:
+                def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
                     return sources.stage_file(
                         path, options, schema, stage_path, self._config.query.batch_rows, progress
                     )
@@ -147,7 +148,7 @@ class Ingestor:
         async def work() -> Summary:
             lineage = Lineage(source.driver, source.redacted_reference, {"driver": source.driver})
 
-            def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Stage:
+            def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
                 return sources.stage_database(source, schema, stage_path, progress)
 
             return await self._ingest(target, stager, None, 0, lineage, reporter.threadsafe(asyncio.get_running_loop()))
@@ -158,7 +159,7 @@ class Ingestor:
     async def ingest_arrow(self, target: Target, reader: pa.RecordBatchReader, lineage: Lineage) -> Summary:
         """An Arrow stream (Flight DoPut)."""
 
-        def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Stage:
+        def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
             return ingest.stage_batches(iter(reader), reader.schema, schema, stage_path, progress)
 
         return await self._ingest(target, stager, None, 0, lineage, _silent)
@@ -186,15 +187,30 @@ class Ingestor:
             try:
                 schema = existing.schema if existing is not None and target.mode == "APPEND" else None
                 stage = await self._run(stager, schema, stage_path, progress)
-                if sha256 is None:
-                    sha256 = await self._run(ingest.file_sha256, stage_path)
-                    if existing is not None:
-                        duplicate = await self._duplicate(existing, target, sha256, started)
-                        if duplicate is not None:
-                            return duplicate
-                return await self._commit(target, existing, stage, sha256, size or stage.bytes, lineage, started)
+                try:
+                    if sha256 is None:
+                        sha256 = await self._run(ingest.file_sha256, stage_path)
+                        if existing is not None:
+                            duplicate = await self._duplicate(existing, target, sha256, started)
+                            if duplicate is not None:
+                                return duplicate
+                    return await self._commit(target, existing, stage, sha256, size, lineage, started)
+                finally:
+                    await self._run(stage.close)
             finally:
                 stage_path.unlink(missing_ok=True)
+
+    async def _write(self, location: tables.TableLocation, stage: Staged, mode: Literal["append", "overwrite"]) -> int:
+        """One Delta commit of the stage's rows; a bad row found while streaming is reported as itself."""
+        try:
+            version = await self._run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
+        except Exception:
+            if stage.failure is not None:
+                raise stage.failure from None
+            raise
+        if isinstance(stage, StreamStage):
+            await self._run(sources.skipped_rows, stage)
+        return version
 
     async def _duplicate(self, existing: DatasetInfo, target: Target, sha256: str, started: float) -> Summary | None:
         seen = await self._catalog.version_with_content(existing.name, sha256)
@@ -220,7 +236,7 @@ class Ingestor:
         self,
         target: Target,
         existing: DatasetInfo | None,
-        stage: Stage,
+        stage: Staged,
         sha256: str,
         size: int,
         lineage: Lineage,
@@ -233,8 +249,8 @@ class Ingestor:
         # A table nobody registered (a crash before registration) is replaced, never appended to.
         fresh = existing is None or existing.table_version is None
         mode: Literal["append", "overwrite"] = "overwrite" if target.mode == "OVERWRITE" or fresh else "append"
-        table_version = await self._run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
         try:
+            table_version = await self._write(location, stage, mode)
             snap = await self._run(tables.snapshot, location, table_version)
             if existing is None:
                 await self._catalog.create_dataset(
@@ -258,8 +274,8 @@ class Ingestor:
                 )
             )
         except BaseException:
-            if existing is None:  # nothing may point at a table whose dataset was never created
-                await self._run(tables.remove, location)
+            if existing is None:  # a dataset that never came to be leaves no files behind
+                await asyncio.shield(self._run(tables.remove, location))
             raise
         self._queries.forget_visible()
         warnings = stage.warnings
@@ -270,7 +286,7 @@ class Ingestor:
             False,
             stage.rows,
             stage.rows_skipped,
-            size,
+            size or stage.bytes,
             sha256,
             snap.schema,
             dataset.pii_columns,

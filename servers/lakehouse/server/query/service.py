@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -129,11 +130,11 @@ class QueryService:
         """Checks the statement and pins every table it reads to a Delta snapshot."""
         visible = {d.name: d for d in await self.visible_datasets()}
         try:
-            checked = check_statement(statement.sql, visible)
+            checked = _checked(statement.sql, frozenset(visible))
         except NotFound:
             # A table created a moment ago by another process: look once more before refusing.
             visible = {d.name: d for d in await self.visible_datasets(refresh=True)}
-            checked = check_statement(statement.sql, visible)
+            checked = _checked(statement.sql, frozenset(visible))
         as_of = dict(statement.as_of or {})
         unknown = sorted(set(as_of) - set(checked.tables))
         if unknown:
@@ -216,7 +217,8 @@ class QueryService:
         future = asyncio.get_running_loop().run_in_executor(self._pool, job, running)
         limit = timeout_s or self._q.default_timeout_s
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
+            async with asyncio.timeout(limit):  # cheaper than wait_for: no extra task per statement
+                return await asyncio.shield(future)
         except TimeoutError:
             running.interrupt()
             with contextlib.suppress(Exception):
@@ -301,6 +303,13 @@ class QueryService:
         removed = await self._run(tables.vacuum, location, hours, dry_run)
         root = location.uri.rstrip("/") + "/"
         return [f.removeprefix(root) for f in removed]
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(sql: str, visible: frozenset[str]) -> CheckedStatement:
+    """The sandbox verdict, remembered: parsing costs about as much as running a small query,
+    and agents repeat the same statements. Refusals are not cached (they raise)."""
+    return check_statement(sql, visible)
 
 
 def _take(reader: pa.RecordBatchReader, limit: int, max_bytes: int) -> tuple[pa.Table, bool]:

@@ -7,12 +7,11 @@ this module: lineage gets a redacted reference and driver errors are scrubbed of
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-import duckdb
 import pyarrow as pa
 
 from lakehouse.server.common.errors import LakehouseError, invalid_field
@@ -21,7 +20,6 @@ from lakehouse.server.common.redact import redact_uri
 from lakehouse.server.query import ingest
 from lakehouse.server.query.errors import (
     InvalidSource,
-    MalformedInput,
     SourceAuthFailed,
     SourcePathNotAllowed,
     SourceTableNotFound,
@@ -40,19 +38,30 @@ def stage_file(
     stage_path: Path,
     batch_rows: int,
     progress: ingest.Progress,
-) -> Stage:
-    """Parses a local file with DuckDB into a stage; malformed input names the line DuckDB reports."""
+) -> ingest.StreamStage:
+    """A local file, parsed by DuckDB as the commit pulls it; malformed input names DuckDB's line."""
     con, reader = ingest.read_file(path, options, target, batch_rows)
-    try:
-        stage = ingest.stage_batches(iter(reader), reader.schema, target, stage_path, progress)
-        skipped, lines = ingest.rejected_rows(con) if options.skip_bad_rows else (0, [])
-    except (duckdb.Error, pa.ArrowInvalid) as exc:
-        raise MalformedInput(_first_lines(str(exc))) from None
-    finally:
+
+    def finish() -> None:
         con.close()
+
+    try:
+        return ingest.StreamStage(con, reader, target, progress, finish)
+    except BaseException:
+        con.close()
+        raise
+
+
+def skipped_rows(stage: ingest.StreamStage) -> ingest.StreamStage:
+    """Records rows DuckDB skipped under BAD_ROW_HANDLING_SKIP (call after the commit)."""
+    skipped, lines = ingest.rejected_rows(stage.source)
     if skipped:
-        note = f"skipped {skipped} malformed rows (lines {', '.join(map(str, lines))}{', ...' if skipped > len(lines) else ''})"
-        stage = replace(stage, rows_skipped=skipped, warnings=(*stage.warnings, note))
+        more = ", ..." if skipped > len(lines) else ""
+        stage.rows_skipped = skipped
+        stage.warnings = (
+            *stage.warnings,
+            f"skipped {skipped} malformed rows (lines {', '.join(map(str, lines))}{more})",
+        )
     return stage
 
 

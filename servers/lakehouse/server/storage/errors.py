@@ -43,6 +43,16 @@ class SizeMismatch(FailedPrecondition):
     reason = "SIZE_MISMATCH"
 
 
+class BucketLocationOverlap(FailedPrecondition):
+    reason = "BUCKET_LOCATION_OVERLAP"
+
+
+class BucketLocationNotAllowed(FailedPrecondition):
+    """A bucket made by an older server sits where runtime buckets may no longer go."""
+
+    reason = "BUCKET_LOCATION_NOT_ALLOWED"
+
+
 def invalid_key(field: str, why: str) -> Exception:
     return invalid_field(field, why, reason="INVALID_OBJECT_KEY")
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
+from lakehouse.server.common.config import BUCKET_NAME
 from lakehouse.server.storage.errors import invalid_bucket_name, invalid_key
 
 MAX_KEY_BYTES = 1024
 RESERVED_PREFIX = "_lakehouse/"
-BUCKET_NAME = re.compile(r"[a-z][a-z0-9-]{2,62}")
 
 
 def check_key(key: str, field: str = "key") -> str:
@@ -35,9 +34,14 @@ def check_key(key: str, field: str = "key") -> str:
 MAX_LOCAL_SEGMENT_BYTES = 255
 
 
-def check_local_segments(key: str, field: str = "key") -> None:
+def fits_local_disk(key: str) -> bool:
     """Local disks cap each path component (file or directory name) at 255 bytes; S3 does not."""
-    if any(len(seg.encode()) > MAX_LOCAL_SEGMENT_BYTES for seg in key.split("/")):
+    return all(len(seg.encode()) <= MAX_LOCAL_SEGMENT_BYTES for seg in key.split("/"))
+
+
+def check_local_segments(key: str, field: str = "key") -> None:
+    """Refuses a key a local-disk bucket cannot store, naming `field`."""
+    if not fits_local_disk(key):
         raise invalid_key(
             field, f"on a local-disk bucket each '/'-separated part must be at most {MAX_LOCAL_SEGMENT_BYTES} bytes"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -91,9 +92,13 @@ class StorageServicer(pb_grpc.StorageServiceServicer):
         session = await self._run(self._svc.begin_put, put)
         try:
             commit = await self._receive_chunks(request_iterator, session)
-            info = await self._run(session.commit, commit.sha256)
+            # A caller that goes away mid-commit must not cut a publish in half: shielded, the
+            # commit finishes or fails as a whole whatever happens to this call.
+            info = await asyncio.shield(self._run(session.commit, commit.sha256))
         finally:
-            session.abort()  # after a commit the spool is already gone; otherwise nothing is kept
+            # File I/O, and it waits for a commit still running: off the event loop, and shielded
+            # so that a second cancellation cannot skip it.
+            await asyncio.shield(self._run(session.abort))
         return pb.PutObjectResponse(object=object_pb(info))
 
     async def _receive_chunks(
