@@ -105,9 +105,11 @@ class StorageServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateBucket(self, request, context):
-        """Creates a bucket at runtime, backed by a local directory or an S3 prefix.
+        """Creates a bucket at runtime, backed by a local directory (under <data_dir>/buckets/ or a
+        configured bucket root) or an S3 bucket and prefix. Admins only.
         Errors: ALREADY_EXISTS/BUCKET_ALREADY_EXISTS, INVALID_ARGUMENT/INVALID_BUCKET_NAME,
-        INVALID_ARGUMENT/INVALID_BUCKET_URI, UNAVAILABLE/BACKEND_UNAVAILABLE.
+        INVALID_ARGUMENT/INVALID_BUCKET_URI, FAILED_PRECONDITION/BUCKET_LOCATION_OVERLAP (inside,
+        around or equal to another bucket or the server's own files), UNAVAILABLE/BACKEND_UNAVAILABLE.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,8 +117,10 @@ class StorageServiceServicer:
 
     def DeleteBucket(self, request, context):
         """Deletes a runtime bucket. The default bucket and buckets declared in configuration refuse.
+        Admins only.
         Errors: NOT_FOUND/BUCKET_NOT_FOUND, FAILED_PRECONDITION/BUCKET_PROTECTED,
-        FAILED_PRECONDITION/BUCKET_NOT_EMPTY (unless `force`).
+        FAILED_PRECONDITION/BUCKET_NOT_EMPTY (unless `force`),
+        FAILED_PRECONDITION/BUCKET_LOCATION_OVERLAP, FAILED_PRECONDITION/BUCKET_LOCATION_NOT_ALLOWED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -138,7 +142,8 @@ class StorageServiceServicer:
         Errors: INVALID_ARGUMENT/MISSING_HEADER, INVALID_ARGUMENT/MISSING_COMMIT,
         INVALID_ARGUMENT/UNEXPECTED_MESSAGE, INVALID_ARGUMENT/INVALID_OBJECT_KEY,
         NOT_FOUND/BUCKET_NOT_FOUND, RESOURCE_EXHAUSTED/BUCKET_QUOTA_EXCEEDED,
-        FAILED_PRECONDITION/CHECKSUM_MISMATCH, FAILED_PRECONDITION/SIZE_MISMATCH.
+        FAILED_PRECONDITION/CHECKSUM_MISMATCH, FAILED_PRECONDITION/SIZE_MISMATCH,
+        FAILED_PRECONDITION/KEY_CONFLICT (on local disk "a" and "a/b" cannot both be objects).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
