@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: serve test install system-deps protos lint lock clean
+.PHONY: serve test install system-deps protos lint lock bench clean
 
 serve: install
 	$(BIN)/lakehouse serve
@@ -49,6 +49,10 @@ protos: install node_modules/.installed
 # Re-resolve requirements.lock after changing dependencies in pyproject.toml.
 lock: install
 	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 -o requirements.lock
+
+# Benchmarks against a real server process; ratios to baselines measured in the same run.
+bench: install
+	$(BIN)/python bench/query_bench.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
