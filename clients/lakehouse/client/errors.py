@@ -106,6 +106,12 @@ class UnauthenticatedError(LakehouseClientError):
     code = grpc.StatusCode.UNAUTHENTICATED
 
 
+class AbortedError(LakehouseClientError):
+    """A concurrent change won (for example a Delta commit conflict); retrying is safe."""
+
+    code = grpc.StatusCode.ABORTED
+
+
 _BY_CODE: dict[grpc.StatusCode, type[LakehouseClientError]] = {
     cls.code: cls
     for cls in (
@@ -122,6 +128,7 @@ _BY_CODE: dict[grpc.StatusCode, type[LakehouseClientError]] = {
         InternalError,
         UnavailableError,
         UnauthenticatedError,
+        AbortedError,
     )
 }
 
