@@ -314,7 +314,9 @@ class CatalogService:
                 raise DatasetNotFound(new.dataset)
             if new.content_sha256:
                 seen = tx.version_with_content(before.id, new.content_sha256)
-                if seen is not None:
+                # Overwriting back to what an older version held is a real change; only the
+                # current content (or any appended content) is a duplicate.
+                if seen is not None and (new.operation != "OVERWRITE" or seen.version == before.current_version):
                     return before, seen, True
             last = tx.last_table_version(before.id)
             if last is not None and new.table_version <= last:

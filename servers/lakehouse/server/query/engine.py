@@ -21,7 +21,7 @@ import pyarrow.dataset as pads
 
 from lakehouse.server.common.config import QueryConfig
 from lakehouse.server.common.errors import PermissionDenied, invalid_field
-from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout
+from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout, VersionFilesRemoved
 
 
 @dataclass(frozen=True)
@@ -54,16 +54,27 @@ class SqlEngine:
         self._slots = threading.BoundedSemaphore(config.concurrent_queries)
 
     @contextmanager
-    def cursor(self, sources: Sequence[TableSource]) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor on which every source is a temporary view; waits for a free slot."""
-        with self._slots:
+    def cursor(
+        self, sources: Sequence[TableSource], wait_s: float | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor on which every source is a temporary view; waits up to `wait_s` for a slot."""
+        if not self._slots.acquire(timeout=wait_s):
+            raise QueryTimeout(
+                f"no engine slot came free within {wait_s:g} s: the server is busy with other statements"
+            )
+        try:
             cursor = self._db.cursor()
             try:
                 for source in sources:
-                    _expose(cursor, source)
+                    try:
+                        _expose(cursor, source)
+                    except duckdb.Error as exc:
+                        raise translate(exc) from None
                 yield cursor
             finally:
                 cursor.close()
+        finally:
+            self._slots.release()
 
     def close(self) -> None:
         self._db.close()
@@ -112,6 +123,10 @@ def schema(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict
 def translate(exc: duckdb.Error) -> Exception:
     """A DuckDB error as the caller should see it; unexpected ones stay as they are (INTERNAL)."""
     message = str(exc)
+    if isinstance(exc, duckdb.IOException) and ("No files found" in message or "No such file" in message):
+        return VersionFilesRemoved(
+            "the files of this version were removed by vacuum, so it can no longer be read; read a newer version"
+        )
     if isinstance(exc, duckdb.InterruptException):
         return QueryTimeout("the statement was interrupted: its time limit or the call's deadline passed")
     if isinstance(exc, duckdb.OutOfMemoryException):

@@ -56,6 +56,10 @@ class StorageFull(ResourceExhausted):
     reason = "STORAGE_FULL"
 
 
+class VersionFilesRemoved(FailedPrecondition):
+    reason = "VERSION_FILES_REMOVED"
+
+
 class CommitConflict(LakehouseError):
     code = Code.ABORTED
     reason = "COMMIT_CONFLICT"

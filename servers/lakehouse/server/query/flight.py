@@ -105,8 +105,11 @@ class _FlightServer(flight.FlightServerBase):
             raise pa.ArrowInvalid("INVALID_TICKET: not a ticket this server issued") from None
         statement = _ticket_statement(parsed)
         resolved = self._endpoint.call(context, "Query", lambda: self._endpoint.queries.resolve(statement))
-        reader, close = self._endpoint.guard(lambda: self._endpoint.queries.open_reader(resolved, statement.params))
-        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(reader.schema, _closing(reader, close)))
+        opened = self._endpoint.guard(lambda: self._endpoint.queries.open_reader(resolved, statement.params))
+        reader, close, interrupt = opened
+        watchdog = _Watchdog(interrupt, close, self._endpoint.timeout_s)
+        batches = _closing(context, reader, close, watchdog)
+        return flight.RecordBatchStream(pa.RecordBatchReader.from_batches(reader.schema, batches))
 
     # -- writes and actions --------------------------------------------------------------------
 
@@ -182,6 +185,10 @@ class FlightEndpoint:
         self._thread: threading.Thread | None = None
 
     @property
+    def timeout_s(self) -> float:
+        return self._config.query.default_timeout_s
+
+    @property
     def location(self) -> str:
         host = self._config.server.host
         host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -230,11 +237,36 @@ class FlightEndpoint:
             raise flight_error(exc) from None
 
 
-def _closing(reader: pa.RecordBatchReader, close: Callable[[], None]) -> Iterator[pa.RecordBatch]:
-    """Batches of `reader`, releasing the engine slot when the stream ends or is abandoned."""
+class _Watchdog:
+    """Stops a streaming statement that outlives its time limit, so no DoGet holds an engine slot
+    for ever. It never touches the call context: that is only valid while Flight runs the call,
+    and a watchdog thread can outlive it."""
+
+    def __init__(self, interrupt: Callable[[], None], close: Callable[[], None], limit_s: float) -> None:
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._watch, args=(interrupt, close, limit_s), daemon=True)
+        self._thread.start()
+
+    def _watch(self, interrupt: Callable[[], None], close: Callable[[], None], limit_s: float) -> None:
+        if not self._done.wait(limit_s):
+            interrupt()
+            close()
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _closing(
+    context: flight.ServerCallContext, reader: pa.RecordBatchReader, close: Callable[[], None], watchdog: _Watchdog
+) -> Iterator[pa.RecordBatch]:
+    """Batches of `reader`; stops when the caller has gone, and always releases the engine slot."""
     try:
-        yield from reader
+        for batch in reader:
+            if context.is_cancelled():  # safe here: this runs inside the call
+                return
+            yield batch
     finally:
+        watchdog.stop()
         close()
 
 

@@ -88,7 +88,7 @@ class Storage(Protocol):
     async def download(
         self, bucket: str, key: str, target: Path, progress: Callable[[int, int], None]
     ) -> tuple[int, str]:
-        """Copies an object to `target`; returns (size, sha256)."""
+        """Copies an object to `target`, reporting (bytes so far, object size); returns (size, sha256)."""
         ...
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,7 @@ class StreamStage:
         self.warnings: tuple[str, ...] = ()
         self._sample: list[pa.RecordBatch] = []
         self.failure: Exception | None = None
+        self.dataset_columns = frozenset(target.names) if target is not None else frozenset()
 
     @property
     def sample(self) -> pa.Table:
@@ -124,7 +126,7 @@ class StreamStage:
             self.failure = exc
             raise
         except (duckdb.Error, pa.ArrowException, OSError) as exc:  # DuckDB's errors arrive through Arrow's C stream
-            self.failure = MalformedInput(_first_lines(str(exc).removeprefix("IOError: ")))
+            self.failure = _read_failure(_first_lines(str(exc).removeprefix("IOError: ")), self.dataset_columns)
             raise
 
     def close(self) -> None:
@@ -145,6 +147,18 @@ def infer_format(explicit: str, file_name: str) -> str:
 
 def delta_type(arrow_type: pa.DataType) -> pa.DataType:
     """The nearest type Delta Lake stores (no unsigned ints, microsecond timestamps, ...)."""
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        # uuid becomes its text form; other extensions (PostgreSQL numeric arrives as an opaque
+        # type over text) keep their storage unless a numeric reading is possible.
+        if getattr(arrow_type, "extension_name", "") == "arrow.opaque" and "numeric" in str(
+            getattr(arrow_type, "type_name", "")
+        ):
+            return pa.float64()
+        return (
+            pa.string()
+            if getattr(arrow_type, "extension_name", "") == "arrow.uuid"
+            else delta_type(arrow_type.storage_type)
+        )
     if pa.types.is_unsigned_integer(arrow_type):
         return pa.decimal128(20, 0) if arrow_type.bit_width == 64 else pa.int64()
     if pa.types.is_timestamp(arrow_type):
@@ -228,13 +242,31 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _convert(column: pa.Array, target: pa.DataType) -> pa.Array:
+    if column.type == target:
+        return column
+    if isinstance(column.type, pa.BaseExtensionType):
+        if getattr(column.type, "extension_name", "") == "arrow.uuid" and pa.types.is_string(target):
+            return pa.array(
+                [None if v is None else str(uuid.UUID(bytes=v)) for v in column.storage.to_pylist()], pa.string()
+            )
+        column = column.storage
+    try:
+        return column.cast(target)
+    except pa.ArrowNotImplementedError:
+        if not pa.types.is_string(target):
+            raise
+        # Types Arrow cannot cast to text (intervals, for one) are kept as their readable form.
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
+
+
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
     columns = []
     for target in schema:
         if target.name in batch.schema.names:
             column = batch.column(target.name)
             try:
-                columns.append(column.cast(target.type) if column.type != target.type else column)
+                columns.append(_convert(column, target.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SchemaMismatch(
                     f"column {target.name!r}: values of type {column.type} do not fit the dataset's type {target.type} ({exc}); nothing was written"
@@ -260,7 +292,7 @@ def read_file(
         if options.format in ("csv", "tsv") and "sniffing" in message:
             message = _diagnose_csv(con, path, options) or message
         con.close()
-        raise MalformedInput(message) from None
+        raise _read_failure(message, frozenset(target.names) if target is not None else frozenset()) from None
 
 
 def _diagnose_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions) -> str:
@@ -281,18 +313,12 @@ def _diagnose_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptio
 
 
 def _relation(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions, target: pa.Schema | None) -> Any:
-    types = {**_duckdb_types(target), **options.column_types}
     if options.format in ("csv", "tsv"):
-        kwargs: dict[str, Any] = {
-            "sep": options.delimiter or ("\t" if options.format == "tsv" else ","),
-            "quotechar": options.quote or '"',
-        }
-        if options.escape:
-            kwargs["escapechar"] = options.escape
-        if options.header is not None:
-            kwargs["header"] = options.header
-        if options.null_strings:
-            kwargs["na_values"] = list(options.null_strings)
+        kwargs = _csv_kwargs(options)
+        # The dataset's types guide parsing, but only for columns the file has: a missing column
+        # must surface as a schema mismatch, not as DuckDB refusing the hint.
+        present = set(con.read_csv(str(path), **kwargs).columns) if target is not None else set()
+        types = {**{c: t for c, t in _duckdb_types(target).items() if c in present}, **options.column_types}
         if types:
             kwargs["dtype"] = types
         if options.skip_bad_rows:
@@ -300,17 +326,31 @@ def _relation(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions, 
         return con.read_csv(str(path), **kwargs)
     if options.format in ("json", "ndjson"):
         fmt = "array" if options.format == "json" else "newline_delimited"
-        kwargs = {"format": fmt}
+        json_kwargs: dict[str, Any] = {"format": fmt}
         if options.skip_bad_rows:
-            kwargs["ignore_errors"] = True
-        return con.read_json(str(path), **kwargs)
+            json_kwargs["ignore_errors"] = True
+        return con.read_json(str(path), **json_kwargs)
     return con.read_parquet(str(path))
+
+
+def _csv_kwargs(options: FileOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "sep": options.delimiter or ("\t" if options.format == "tsv" else ","),
+        "quotechar": options.quote or '"',
+    }
+    if options.escape:
+        kwargs["escapechar"] = options.escape
+    if options.header is not None:
+        kwargs["header"] = options.header
+    if options.null_strings:
+        kwargs["na_values"] = list(options.null_strings)
+    return kwargs
 
 
 def rejected_rows(con: duckdb.DuckDBPyConnection) -> tuple[int, list[int]]:
     """Rows DuckDB skipped under ignore_errors (CSV only), with the first line numbers."""
     try:
-        lines = [row[0] for row in con.sql("SELECT line FROM reject_errors ORDER BY line").fetchall()]
+        lines = [row[0] for row in con.sql("SELECT DISTINCT line FROM reject_errors ORDER BY line").fetchall()]
     except duckdb.Error:
         return 0, []
     return len(lines), lines[:10]
@@ -342,6 +382,20 @@ def _duckdb_types(target: pa.Schema | None) -> dict[str, str]:
         elif pa.types.is_decimal(f.type):
             hints[f.name] = f"DECIMAL({f.type.precision},{f.type.scale})"
     return hints
+
+
+_CONVERTING = re.compile(r'converting column "([^"]+)"')
+
+
+def _read_failure(message: str, dataset_columns: frozenset[str]) -> Exception:
+    """A value that cannot be read as the existing dataset's column type is a schema mismatch;
+    anything else wrong with the file is malformed input."""
+    column = _CONVERTING.search(message)
+    if column and column.group(1) in dataset_columns:
+        return SchemaMismatch(
+            f"column {column.group(1)!r} holds values the dataset's type cannot take; nothing was written. {message}"
+        )
+    return MalformedInput(message)
 
 
 def _first_lines(message: str, limit: int = 6) -> str:

@@ -119,7 +119,7 @@ class Ingestor:
         try:
 
             async def work() -> Summary:
-                size, sha = await self._storage.download(bucket, key, path, reporter.report)
+                size, sha = await self._storage.download(bucket, key, path, reporter.downloaded)
                 reporter.stage = "reading"
                 lineage = Lineage(
                     "object", f"{bucket or self._config.storage.default_bucket}/{key}", {"format": options.format}
@@ -256,7 +256,7 @@ class Ingestor:
                 await self._catalog.create_dataset(
                     target.dataset, bucket, location_path, snap.schema, target.description, stage.sample
                 )
-            dataset, version, _dup = await self._catalog.register_version(
+            dataset, version, duplicate = await self._catalog.register_version(
                 NewVersion(
                     dataset=target.dataset,
                     table_version=table_version,
@@ -277,6 +277,21 @@ class Ingestor:
             if existing is None:  # a dataset that never came to be leaves no files behind
                 await asyncio.shield(self._run(tables.remove, location))
             raise
+        if duplicate:  # a concurrent ingest of the same content registered first; ours stays invisible
+            return Summary(
+                target.dataset,
+                version.version,
+                False,
+                True,
+                0,
+                0,
+                0,
+                sha256,
+                dataset.schema,
+                dataset.pii_columns,
+                (),
+                time.perf_counter() - started,
+            )
         self._queries.forget_visible()
         warnings = stage.warnings
         return Summary(
@@ -318,6 +333,10 @@ class _Reporter:
         if now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
             self._events.put_nowait(ProgressEvent(self.stage, rows, size, self.bytes_total))
+
+    def downloaded(self, done: int, total: int) -> None:
+        self.bytes_total = total
+        self.report(0, done)
 
     def threadsafe(self, loop: asyncio.AbstractEventLoop) -> ingest.Progress:
         def report(rows: int, size: int) -> None:

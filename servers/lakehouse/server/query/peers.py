@@ -160,16 +160,16 @@ class StorageGateway:
     async def download(
         self, bucket: str, key: str, target: Path, progress: Callable[[int, int], None]
     ) -> tuple[int, str]:
-        digest, size = hashlib.sha256(), 0
+        digest, size, total = hashlib.sha256(), 0, 0
         sink = await asyncio.to_thread(target.open, "wb")
         try:
             async for message in self.client.get_object(key, bucket=bucket, timeout_s=24 * 3600):
                 if message.HasField("object"):
-                    progress(0, 0)
+                    total = message.object.size_bytes
                 await self._executor.run(sink.write, message.chunk)
                 digest.update(message.chunk)
                 size += len(message.chunk)
-                progress(0, size)
+                progress(size, total)
         finally:
             await asyncio.to_thread(sink.close)
         return size, digest.hexdigest()

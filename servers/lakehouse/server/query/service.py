@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -70,12 +71,24 @@ class Resolved:
 
 
 class _Running:
-    """Lets the event loop interrupt a statement running in a worker thread."""
+    """Lets the event loop interrupt a statement running (or waiting to run) in a worker thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self.cursor: duckdb.DuckDBPyConnection | None = None
+        self.deadline = deadline
+        self.stopped = False
+
+    def wait_s(self) -> float:
+        """How long the statement may still wait for an engine slot."""
+        return max(self.deadline - time.monotonic(), 0.0)
+
+    def started(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+        if self.stopped:  # given up while it waited for a slot: do not run it at all
+            raise QueryTimeout("the statement was stopped before it started")
 
     def interrupt(self) -> None:
+        self.stopped = True
         if self.cursor is not None:
             with contextlib.suppress(duckdb.Error):
                 self.cursor.interrupt()
@@ -164,9 +177,7 @@ class QueryService:
 
     async def _table_version(self, name: str, version: int) -> int | None:
         if version < 1:
-            raise invalid_field(
-                "as_of", f"versions count from 1; {name!r} has no version {version}", reason="VERSION_NOT_FOUND"
-            )
+            raise NotFound(f"versions count from 1; {name!r} has no version {version}", reason="VERSION_NOT_FOUND")
         key = (name, version)
         if key not in self._table_versions:  # versions never change once registered
             self._table_versions[key] = (await self._catalog.get_version(name, version)).table_version
@@ -184,8 +195,8 @@ class QueryService:
             raise invalid_field("max_inline_rows", "must not be negative", reason="INVALID_ARGUMENT")
 
         def job(running: _Running) -> tuple[pa.Table, bool]:
-            with self.engine.cursor(resolved.sources) as cursor:
-                running.cursor = cursor
+            with self.engine.cursor(resolved.sources, running.wait_s()) as cursor:
+                running.started(cursor)
                 reader = engine.run(cursor, resolved.checked.sql, statement.params, self._q.batch_rows)
                 return _take(reader, limit, self._q.max_inline_bytes)
 
@@ -198,8 +209,8 @@ class QueryService:
         prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
 
         def job(running: _Running) -> tuple[str, pa.Schema]:
-            with self.engine.cursor(resolved.sources) as cursor:
-                running.cursor = cursor
+            with self.engine.cursor(resolved.sources, running.wait_s()) as cursor:
+                running.started(cursor)
                 plan = engine.run(
                     cursor, prefix + resolved.checked.sql, statement.params, self._q.batch_rows
                 ).read_all()
@@ -213,9 +224,9 @@ class QueryService:
 
     async def execute(self, job: Callable[[_Running], T], timeout_s: float | None) -> T:
         """Runs `job` in the SQL pool; past the time limit or on cancellation it is interrupted."""
-        running = _Running()
-        future = asyncio.get_running_loop().run_in_executor(self._pool, job, running)
         limit = timeout_s or self._q.default_timeout_s
+        running = _Running(time.monotonic() + limit)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, job, running)
         try:
             async with asyncio.timeout(limit):  # cheaper than wait_for: no extra task per statement
                 return await asyncio.shield(future)
@@ -230,12 +241,15 @@ class QueryService:
 
     def schema_of(self, resolved: Resolved, params: Params) -> pa.Schema:
         """The result schema of a resolved statement, without running it in full (blocking)."""
-        with self.engine.cursor(resolved.sources) as cursor:
+        with self.engine.cursor(resolved.sources, self._q.default_timeout_s) as cursor:
             return engine.schema(cursor, resolved.checked.sql, params)
 
-    def open_reader(self, resolved: Resolved, params: Params) -> tuple[pa.RecordBatchReader, Callable[[], None]]:
-        """A reader of the full result for Flight; call the returned function when done."""
-        context = self.engine.cursor(resolved.sources)
+    def open_reader(
+        self, resolved: Resolved, params: Params
+    ) -> tuple[pa.RecordBatchReader, Callable[[], None], Callable[[], None]]:
+        """A reader of the full result for Flight (blocking), with functions to close it when done
+        and to interrupt it when the caller goes away."""
+        context = self.engine.cursor(resolved.sources, self._q.default_timeout_s)
         cursor = context.__enter__()
         try:
             reader = engine.run(cursor, resolved.checked.sql, params, self._q.batch_rows)
@@ -243,10 +257,18 @@ class QueryService:
             context.__exit__(None, None, None)
             raise
 
-        def close() -> None:
-            context.__exit__(None, None, None)
+        closed = threading.Lock()
 
-        return reader, close
+        def close() -> None:
+            # Called by the stream's end and by Flight's watchdog; only the first call releases.
+            if closed.acquire(blocking=False):
+                context.__exit__(None, None, None)
+
+        def interrupt() -> None:
+            with contextlib.suppress(duckdb.Error):
+                cursor.interrupt()
+
+        return reader, close, interrupt
 
     # -- catalog passthrough and maintenance ---------------------------------------------------
 
@@ -318,7 +340,9 @@ def _take(reader: pa.RecordBatchReader, limit: int, max_bytes: int) -> tuple[pa.
     rows = size = 0
     for batch in reader:
         room = limit - rows
-        if room <= 0 or size >= max_bytes:
+        if batch.num_rows and size + batch.nbytes > max_bytes:
+            room = min(room, _rows_within(batch, max_bytes - size))
+        if room <= 0:
             return pa.Table.from_batches(batches, reader.schema), True
         if batch.num_rows > room:
             batches.append(batch.slice(0, room))
@@ -327,6 +351,14 @@ def _take(reader: pa.RecordBatchReader, limit: int, max_bytes: int) -> tuple[pa.
         rows += batch.num_rows
         size += batch.nbytes
     return pa.Table.from_batches(batches, reader.schema), False
+
+
+def _rows_within(batch: pa.RecordBatch, budget: int) -> int:
+    """How many leading rows of `batch` fit in `budget` bytes (rows differ in width: shrink until they fit)."""
+    rows = int(budget / (batch.nbytes / batch.num_rows))
+    while rows > 0 and batch.slice(0, rows).nbytes > budget:
+        rows = int(rows * 0.8)
+    return rows
 
 
 def _configured_local_buckets(config: Config) -> list[Path]:
