@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
 from lakehouse.cli import sample
 from lakehouse.client.errors import (
@@ -335,14 +336,15 @@ async def test_a_malformed_row_after_the_sniffer_sample_is_malformed_input(qmesh
 async def test_malformed_append_leaves_the_dataset_as_it_was(qmesh, q) -> None:
     good = b"id,name,score\n1,ana,3.5\n"
     first = await ingest_bytes(qmesh, "scores", good, "scores.csv")
+    root = table_root(qmesh, "scores")
+    commits = sorted((root / "_delta_log").glob("*.json"))
     with pytest.raises(InvalidArgumentError) as err:
         await ingest_bytes(qmesh, "scores", MALFORMED, "more.csv", mode=pb.INGEST_MODE_APPEND)
     assert err.value.reason == "MALFORMED_INPUT"
     assert (await qmesh.catalog.get_dataset("scores")).current_version == first.version
     assert await scalar(q, "SELECT count(*) FROM scores") == 1
-    root = table_root(qmesh, "scores")
-    assert len(list(root.glob("*.parquet"))) == 1
-    assert len(list((root / "_delta_log").glob("*.json"))) == 1
+    assert len(list(root.rglob("*.parquet"))) == 1
+    assert sorted((root / "_delta_log").glob("*.json")) == commits  # no new Delta commit
 
 
 async def test_skip_mode_counts_bad_rows_and_reports_their_lines(qmesh, q) -> None:
@@ -503,7 +505,8 @@ async def test_ingest_registers_the_version_with_lineage_hash_and_pii(qmesh, q, 
     assert latest.row_count == 200
     assert latest.content_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert (latest.lineage.source_system, latest.lineage.source_reference) == ("upload", "workers.csv")
-    assert latest.HasField("table_version") and latest.table_version == 0
+    assert latest.HasField("table_version")
+    assert latest.table_version == DeltaTable(str(table_root(qmesh, "workers"))).version()
     assert dataset.table_version == latest.table_version
 
     # The query service passes the same history through.
@@ -511,7 +514,7 @@ async def test_ingest_registers_the_version_with_lineage_hash_and_pii(qmesh, q, 
     assert passed[0].version == summary.version
     assert (passed[0].row_count, passed[0].content_sha256) == (200, latest.content_sha256)
     assert "upload" in passed[0].source and "workers.csv" in passed[0].source
-    assert passed[0].delta_version == 0
+    assert passed[0].delta_version == latest.table_version
     assert [v.version for v in passed] == sorted((v.version for v in passed), reverse=True)
     page = await q.history("workers", page_size=1)
     assert [v.version for v in page.versions] == [summary.version] and page.next_page_token
@@ -821,7 +824,7 @@ async def test_list_tables_shows_schemas_versions_and_counts(qmesh, q, files) ->
 
 
 def data_file(mesh: RunningMesh, dataset: str) -> Path:
-    found = sorted(table_root(mesh, dataset).glob("*.parquet"))
+    found = sorted(table_root(mesh, dataset).rglob("*.parquet"))
     assert found
     return found[0]
 
@@ -1493,7 +1496,7 @@ async def test_compact_merges_small_files_into_a_new_version(qmesh, q) -> None:
             qmesh, "workers", csv_bytes(workers.slice(i * 50, 50)), f"p{i}.csv", mode=pb.INGEST_MODE_APPEND
         )
     root = table_root(qmesh, "workers")
-    assert len(list(root.glob("*.parquet"))) == 4
+    assert len(list(root.rglob("*.parquet"))) == 4
     before = await qmesh.catalog.get_dataset("workers")
     compacted = await q.compact("workers")
     assert (compacted.files_removed, compacted.files_added) == (4, 1)
@@ -1515,7 +1518,7 @@ async def test_vacuum_dry_run_lists_and_retention_zero_deletes_old_files(qmesh, 
         )
     await q.compact("workers")
     root = table_root(qmesh, "workers")
-    old_files = sorted(p.name for p in root.glob("*.parquet"))
+    old_files = sorted(p.name for p in root.rglob("*.parquet"))
     assert len(old_files) == 4
 
     default = await q.vacuum("workers", dry_run=True)  # 7-day default retention keeps everything
@@ -1523,11 +1526,11 @@ async def test_vacuum_dry_run_lists_and_retention_zero_deletes_old_files(qmesh, 
     dry = await q.vacuum("workers", retention_hours=0, dry_run=True)
     assert dry.dry_run and len(dry.files_deleted) == 3
     assert all(not f.startswith("/") and f.endswith(".parquet") for f in dry.files_deleted), list(dry.files_deleted)
-    assert sorted(p.name for p in root.glob("*.parquet")) == old_files  # nothing deleted yet
+    assert sorted(p.name for p in root.rglob("*.parquet")) == old_files  # nothing deleted yet
 
     done = await q.vacuum("workers", retention_hours=0)
     assert not done.dry_run and sorted(done.files_deleted) == sorted(dry.files_deleted)
-    assert len(list(root.glob("*.parquet"))) == 1
+    assert len(list(root.rglob("*.parquet"))) == 1
     assert await scalar(q, "SELECT count(*) FROM workers") == 30
     with pytest.raises(InvalidArgumentError) as err:
         await q.vacuum("workers", retention_hours=-1)

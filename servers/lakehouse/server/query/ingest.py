@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lakehouse.server.common.errors import invalid_field
 from lakehouse.server.query.errors import MalformedInput, SchemaMismatch, UnknownFormat
@@ -356,6 +358,97 @@ def rejected_rows(con: duckdb.DuckDBPyConnection) -> tuple[int, list[int]]:
     return len(lines), lines[:10]
 
 
+@dataclass
+class CopiedStage:
+    """A file DuckDB has already parsed, cast and written as Parquet files in a spool directory;
+    committing moves them into the table and records them in one Delta transaction. This is the
+    fast path for files: DuckDB reads and writes in parallel, with no Arrow hop in between."""
+
+    directory: Path
+    files: tuple[Path, ...]
+    schema: pa.Schema
+    rows: int
+    bytes: int
+    sample: pa.Table
+    rows_skipped: int = 0
+    warnings: tuple[str, ...] = ()
+    failure: Exception | None = None
+
+    def close(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def copy_file(path: Path, options: FileOptions, target: pa.Schema | None, out_dir: Path) -> CopiedStage | None:
+    """Parses `path` with DuckDB straight into Parquet files typed like the dataset, or returns
+    None when a column type has no exact DuckDB equivalent (the caller then streams Arrow)."""
+    columns = frozenset(target.names) if target is not None else frozenset()
+    con = duckdb.connect(":memory:")
+    try:
+        relation = _relation(con, path, options, target)
+        staged = fit_schema(delta_schema(relation.limit(0).to_arrow_table().schema), target, allow_new_columns=False)
+        select = _select_as(staged, set(relation.columns))
+        if select is None:
+            return None
+        relation.create_view("source")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"COPY (SELECT {select} FROM source) TO '{_quote_path(out_dir)}' (FORMAT parquet, PER_THREAD_OUTPUT true)"
+        )
+        skipped, lines = rejected_rows(con) if options.skip_bad_rows else (0, [])
+    except duckdb.Error as exc:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        message = _first_lines(str(exc))
+        if options.format in ("csv", "tsv") and "sniffing" in message:
+            message = _diagnose_csv(con, path, options) or message
+        raise _read_failure(message, columns) from None
+    finally:
+        con.close()
+    return _copied(out_dir, staged, skipped, lines)
+
+
+def _copied(out_dir: Path, schema: pa.Schema, skipped: int, lines: list[int]) -> CopiedStage:
+    files = tuple(sorted(out_dir.glob("*.parquet")))
+    rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    sample = _first_rows(files[0], schema) if files else schema.empty_table()
+    warnings: tuple[str, ...] = ()
+    if skipped:
+        more = ", ..." if skipped > len(lines) else ""
+        warnings = (f"skipped {skipped} malformed rows (lines {', '.join(map(str, lines))}{more})",)
+    size = sum(f.stat().st_size for f in files)
+    return CopiedStage(out_dir, files, schema, rows, size, sample, skipped, warnings)
+
+
+def _first_rows(path: Path, schema: pa.Schema) -> pa.Table:
+    """The PII sample: only the first rows of one file are read."""
+    first = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)
+    return pa.Table.from_batches([first]).cast(schema) if first is not None else schema.empty_table()
+
+
+def _select_as(schema: pa.Schema, present: set[str]) -> str | None:
+    """SELECT items casting every column to the staged type (missing ones as NULL), or None."""
+    items = []
+    for f in schema:
+        duck = _duckdb_type(f.type)
+        if duck is None:
+            return None
+        name = '"' + f.name.replace('"', '""') + '"'
+        value = name if f.name in present else "NULL"
+        items.append(f"CAST({value} AS {duck}) AS {name}")
+    return ", ".join(items)
+
+
+def _duckdb_type(arrow_type: pa.DataType) -> str | None:
+    if arrow_type in _DUCKDB_TYPES:
+        return _DUCKDB_TYPES[arrow_type]
+    if pa.types.is_decimal(arrow_type):
+        return f"DECIMAL({arrow_type.precision},{arrow_type.scale})"
+    return None
+
+
+def _quote_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 _DUCKDB_TYPES = {
     pa.int8(): "TINYINT",
     pa.int16(): "SMALLINT",
@@ -384,16 +477,17 @@ def _duckdb_types(target: pa.Schema | None) -> dict[str, str]:
     return hints
 
 
-_CONVERTING = re.compile(r'converting column "([^"]+)"')
+_CONVERTING = re.compile(r'converting column "([^"]+)"|casting from source column "?([^"\s]+)"?')
 
 
 def _read_failure(message: str, dataset_columns: frozenset[str]) -> Exception:
     """A value that cannot be read as the existing dataset's column type is a schema mismatch;
     anything else wrong with the file is malformed input."""
-    column = _CONVERTING.search(message)
-    if column and column.group(1) in dataset_columns:
+    found = _CONVERTING.search(message)
+    column = (found.group(1) or found.group(2)) if found else ""
+    if column in dataset_columns:
         return SchemaMismatch(
-            f"column {column.group(1)!r} holds values the dataset's type cannot take; nothing was written. {message}"
+            f"column {column!r} holds values the dataset's type cannot take; nothing was written. {message}"
         )
     return MalformedInput(message)
 

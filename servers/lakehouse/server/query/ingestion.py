@@ -23,11 +23,11 @@ from lakehouse.server.common.names import MAX_LONG_TEXT, check_dataset_name, che
 from lakehouse.server.query import ingest, sources, tables
 from lakehouse.server.query.errors import DatasetExists
 from lakehouse.server.query.gateways import Catalog, DatasetInfo, NewVersion, Storage
-from lakehouse.server.query.ingest import FileOptions, Stage, StreamStage
+from lakehouse.server.query.ingest import CopiedStage, FileOptions, Stage, StreamStage
 from lakehouse.server.query.service import QueryService
 
 Mode = Literal["CREATE", "APPEND", "OVERWRITE"]
-Staged = Stage | StreamStage
+Staged = Stage | StreamStage | CopiedStage
 PROGRESS_INTERVAL_S = 0.25
 
 
@@ -203,7 +203,10 @@ class Ingestor:
     async def _write(self, location: tables.TableLocation, stage: Staged, mode: Literal["append", "overwrite"]) -> int:
         """One Delta commit of the stage's rows; a bad row found while streaming is reported as itself."""
         try:
-            version = await self._run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
+            if isinstance(stage, CopiedStage):
+                version = await self._run(tables.commit_files, location, stage.files, stage.schema, mode)
+            else:
+                version = await self._run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
         except Exception:
             if stage.failure is not None:
                 raise stage.failure from None
@@ -269,7 +272,7 @@ class Ingestor:
                     source_reference=lineage.source_reference,
                     job_id=uuid.uuid4().hex,
                     content_sha256=sha256,
-                    sample=stage.sample,
+                    sample=stage.sample if existing is not None else None,  # create_dataset already saw it
                     attributes=lineage.attributes,
                 )
             )

@@ -152,8 +152,9 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
                     raise UploadTooLarge(
                         f"the upload is over the {self._config.query.max_upload_mb} MiB limit; nothing was written"
                     )
-                digest.update(message.chunk)
-                await asyncio.to_thread(sink.write, message.chunk)
+                # Hashing and writing happen in a thread (hashlib releases the GIL on large chunks),
+                # so the event loop keeps receiving while the previous chunk is processed.
+                await asyncio.to_thread(_hash_and_write, digest, sink, message.chunk)
         finally:
             await asyncio.to_thread(sink.close)
         raise invalid_field(
@@ -223,6 +224,11 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             ],
             next_page_token=token,
         )
+
+
+def _hash_and_write(digest: Any, sink: Any, chunk: bytes) -> None:
+    digest.update(chunk)
+    sink.write(chunk)
 
 
 async def compact(queries: QueryService, request: pb.CompactRequest) -> pb.CompactResponse:

@@ -38,8 +38,13 @@ def stage_file(
     stage_path: Path,
     batch_rows: int,
     progress: ingest.Progress,
-) -> ingest.StreamStage:
-    """A local file, parsed by DuckDB as the commit pulls it; malformed input names DuckDB's line."""
+) -> ingest.CopiedStage | ingest.StreamStage:
+    """A local file parsed by DuckDB: written as Parquet in one pass where every column type has a
+    DuckDB equivalent, else streamed as Arrow into the commit. Malformed input names DuckDB's line."""
+    copied = ingest.copy_file(path, options, target, stage_path.with_suffix(".parts"))
+    if copied is not None:
+        progress(copied.rows, copied.bytes)
+        return copied
     con, reader = ingest.read_file(path, options, target, batch_rows)
 
     def finish() -> None:

@@ -8,7 +8,11 @@ between the two) is never read.
 from __future__ import annotations
 
 import functools
+import json
 import shutil
+import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -16,8 +20,10 @@ from urllib.parse import urlparse
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import AddAction
 from pyarrow import fs as pafs
 
 from lakehouse.server.common.config import S3Config
@@ -140,10 +146,60 @@ def vacuum(location: TableLocation, retention_hours: float, dry_run: bool) -> li
 
 def remove(location: TableLocation) -> None:
     """Deletes a table that was never registered (a new dataset whose registration failed)."""
-    path = location.local_path
-    if path is not None:
-        shutil.rmtree(path, ignore_errors=True)
-        return
+    filesystem, root = _filesystem(location)
+    if location.local_path is not None:
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        filesystem.delete_dir_contents(root, missing_dir_ok=True)
+
+
+def commit_files(
+    location: TableLocation, files: Sequence[Path], schema: pa.Schema, mode: Literal["append", "overwrite"]
+) -> int:
+    """Moves Parquet files written elsewhere into the table and records them in one Delta commit.
+
+    The files land in a fresh "ingest-<id>/" folder, so they are invisible until the commit and
+    easy to remove if it fails.
+    """
+    folder = f"ingest-{uuid.uuid4().hex}"
+    filesystem, root = _filesystem(location)
+    placed = [_place(filesystem, root, folder, f) for f in files]
+    try:
+        if not exists(location):
+            DeltaTable.create(location.uri, schema=schema, storage_options=location.options or None)
+        table = DeltaTable(location.uri, storage_options=location.options or None)
+        table.create_write_transaction([_add_action(filesystem, root, p) for p in placed], mode=mode, schema=schema)
+    except CommitFailedError as exc:
+        filesystem.delete_dir(f"{root}/{folder}")
+        raise CommitConflict(f"another commit to the table won: {exc}; retrying is safe", retry_after_s=0.1) from exc
+    except BaseException:
+        filesystem.delete_dir(f"{root}/{folder}")
+        raise
+    return DeltaTable(location.uri, storage_options=location.options or None).version()
+
+
+def _place(filesystem: pafs.FileSystem, root: str, folder: str, source: Path) -> str:
+    relative = f"{folder}/{source.name}"
+    filesystem.create_dir(f"{root}/{folder}", recursive=True)
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        shutil.move(source, f"{root}/{relative}")  # a rename when the spool shares the disk
+    else:
+        pafs.copy_files(str(source), f"{root}/{relative}", destination_filesystem=filesystem)
+    return relative
+
+
+def _add_action(filesystem: pafs.FileSystem, root: str, relative: str) -> AddAction:
+    info = filesystem.get_file_info(f"{root}/{relative}")
+    with filesystem.open_input_file(f"{root}/{relative}") as handle:
+        rows = pq.ParquetFile(handle).metadata.num_rows
+    modified = int(info.mtime.timestamp() * 1000) if info.mtime else int(time.time() * 1000)
+    return AddAction(relative, info.size, {}, modified, True, json.dumps({"numRecords": rows}))
+
+
+def _filesystem(location: TableLocation) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the table root's path in it."""
+    if location.local_path is not None:
+        return pafs.LocalFileSystem(), str(location.local_path)
     options = location.options
     endpoint = urlparse(options.get("AWS_ENDPOINT_URL", ""))
     filesystem = pafs.S3FileSystem(
@@ -151,4 +207,4 @@ def remove(location: TableLocation) -> None:
         endpoint_override=endpoint.netloc or None,
         scheme=endpoint.scheme or "https",
     )
-    filesystem.delete_dir_contents(location.uri.removeprefix("s3://"), missing_dir_ok=True)
+    return filesystem, location.uri.removeprefix("s3://")
