@@ -17,7 +17,7 @@ import pytest
 
 from lakehouse.catalog.v1 import catalog_service_pb2 as pb
 from lakehouse.client import AsyncCatalogClient, token_metadata
-from lakehouse.client.catalog import schema_ipc, table_ipc
+from lakehouse.client.arrow import schema_ipc, table_ipc
 from lakehouse.client.errors import (
     FailedPreconditionError,
     InvalidArgumentError,

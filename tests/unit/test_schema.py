@@ -3,12 +3,12 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
+from lakehouse.client.arrow import schema_ipc
 from lakehouse.server.catalog.schema import (
     SchemaDiff,
     decode_schema,
     decode_table,
     diff,
-    encode_schema,
     fingerprint,
     is_additive,
 )
@@ -35,7 +35,7 @@ def stream_with_rows() -> bytes:
 def test_encoded_schema_decodes_to_the_same_schema_with_metadata() -> None:
     original = BASE.with_metadata({"owner": "ops"})
 
-    decoded = decode_schema(encode_schema(original), "dataset.schema")
+    decoded = decode_schema(schema_ipc(original), "dataset.schema")
 
     assert decoded.equals(original, check_metadata=True)
 
@@ -52,12 +52,12 @@ def test_a_stream_with_rows_yields_its_schema() -> None:
         pytest.param(b"\xff" * 16, "not an Arrow IPC stream", id="negative-length"),
         pytest.param(b"\x00" * 8, "not an Arrow IPC stream", id="zeros"),
         pytest.param(b'{"fields": []}', "not an Arrow IPC stream", id="json"),
-        pytest.param(encode_schema(pa.schema([])), "the schema has no columns", id="no-columns"),
+        pytest.param(schema_ipc(pa.schema([])), "the schema has no columns", id="no-columns"),
         pytest.param(
-            encode_schema(schema(("a", pa.int64()), ("a", pa.string()))), "duplicate column names: a", id="duplicate"
+            schema_ipc(schema(("a", pa.int64()), ("a", pa.string()))), "duplicate column names: a", id="duplicate"
         ),
         pytest.param(
-            encode_schema(
+            schema_ipc(
                 schema(("b", pa.int8()), ("a", pa.int8()), ("b", pa.int8()), ("a", pa.int8()), ("c", pa.int8()))
             ),
             "duplicate column names: a, b",
@@ -78,7 +78,7 @@ def test_bad_schema_bytes_are_invalid_schema_naming_the_field(ipc: bytes, why: s
 
 
 def test_column_names_that_differ_only_in_case_are_not_duplicates() -> None:
-    assert decode_schema(encode_schema(schema(("a", pa.int64()), ("A", pa.int64()))), "schema").names == ["a", "A"]
+    assert decode_schema(schema_ipc(schema(("a", pa.int64()), ("A", pa.int64()))), "schema").names == ["a", "A"]
 
 
 # --- decode_table (samples) --------------------------------------------------------------------
@@ -109,7 +109,7 @@ def test_garbled_sample_is_invalid_sample_naming_the_field() -> None:
         pytest.param(BASE.with_metadata({"k": "v"}), id="schema-metadata"),
         pytest.param(BASE.set(0, BASE.field(0).with_metadata({"doc": "key"})), id="field-metadata"),
         pytest.param(BASE.set(0, BASE.field(0).with_nullable(False)), id="nullability"),
-        pytest.param(decode_schema(encode_schema(BASE), "schema"), id="after-round-trip"),
+        pytest.param(decode_schema(schema_ipc(BASE), "schema"), id="after-round-trip"),
     ],
 )
 def test_fingerprint_ignores_nullability_and_metadata(same: pa.Schema) -> None:

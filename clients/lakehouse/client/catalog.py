@@ -11,22 +11,8 @@ from google.protobuf import field_mask_pb2, timestamp_pb2
 from lakehouse.catalog.v1 import catalog_service_pb2 as pb
 from lakehouse.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from lakehouse.client._base import BaseAsyncClient
+from lakehouse.client.arrow import schema_ipc, table_ipc
 from lakehouse.common.v1 import arrow_pb2
-
-
-def schema_ipc(schema: pa.Schema) -> bytes:
-    """An Arrow schema as IPC stream bytes, the form the contracts carry."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema):
-        pass
-    return sink.getvalue().to_pybytes()
-
-
-def table_ipc(table: pa.Table) -> arrow_pb2.ArrowTable:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return arrow_pb2.ArrowTable(arrow_ipc=sink.getvalue().to_pybytes(), row_count=table.num_rows)
 
 
 def _timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

@@ -77,13 +77,6 @@ def decode_table(ipc: bytes, field: str) -> pa.Table | None:
         raise invalid_field(field, f"not an Arrow IPC stream: {exc}", reason="INVALID_SAMPLE") from None
 
 
-def encode_schema(schema: pa.Schema) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema):
-        pass
-    return sink.getvalue().to_pybytes()
-
-
 def fingerprint(schema: pa.Schema) -> str:
     """SHA-256 over the (name, type) pairs in order: metadata and nullability do not count.
 

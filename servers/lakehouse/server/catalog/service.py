@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
+from lakehouse.client.arrow import schema_ipc
 from lakehouse.server.catalog import schema as schemas
 from lakehouse.server.catalog.errors import (
     ColumnNotFound,
@@ -166,7 +167,7 @@ class CatalogService:
                 name=new.name,
                 bucket=bucket,
                 location=new.location or f"datasets/{new.name}",
-                schema_ipc=schemas.encode_schema(schema),
+                schema_ipc=schema_ipc(schema),
                 fingerprint=schemas.fingerprint(schema),
                 columns=_columns(schema, sample, ()),
                 description=new.description,
@@ -199,7 +200,7 @@ class CatalogService:
         version = existing.current_version + 1
         evolved = replace(
             existing,
-            schema_ipc=schemas.encode_schema(schema),
+            schema_ipc=schema_ipc(schema),
             fingerprint=schemas.fingerprint(schema),
             columns=_columns(schema, sample, existing.columns),
             current_version=version,
@@ -328,7 +329,7 @@ class CatalogService:
                 _check_evolution(before.name, current, schema, new.allow_additive_evolution)
             after = replace(
                 before,
-                schema_ipc=schemas.encode_schema(schema),
+                schema_ipc=schema_ipc(schema),
                 fingerprint=schemas.fingerprint(schema),
                 columns=_columns(schema, sample, before.columns),
                 current_version=before.current_version + 1,

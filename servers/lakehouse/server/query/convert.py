@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pyarrow as pa
 from google.protobuf import duration_pb2
 
-from lakehouse.common.v1 import arrow_pb2, progress_pb2
+from lakehouse.client.arrow import arrow_schema
+from lakehouse.common.v1 import progress_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
 from lakehouse.server.common.errors import invalid_field
@@ -33,20 +33,6 @@ DRIVERS = {
     pb.DATABASE_DRIVER_SQLITE: "sqlite",
     pb.DATABASE_DRIVER_DUCKDB: "duckdb",
 }
-
-
-def ipc_table(table: pa.Table) -> arrow_pb2.ArrowTable:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return arrow_pb2.ArrowTable(arrow_ipc=sink.getvalue().to_pybytes(), row_count=table.num_rows)
-
-
-def ipc_schema(schema: pa.Schema) -> arrow_pb2.ArrowSchema:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema):
-        pass
-    return arrow_pb2.ArrowSchema(arrow_ipc=sink.getvalue().to_pybytes())
 
 
 def seconds(value: float) -> duration_pb2.Duration:
@@ -107,7 +93,7 @@ def summary_pb(summary: Summary) -> pb.IngestSummary:
         rows_skipped=summary.rows_skipped,
         bytes_read=summary.bytes_read,
         content_sha256=summary.content_sha256,
-        schema=ipc_schema(summary.schema),
+        schema=arrow_schema(summary.schema),
         pii_columns=list(summary.pii_columns),
         warnings=list(summary.warnings),
         elapsed=seconds(summary.elapsed_s),

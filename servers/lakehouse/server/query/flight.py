@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import DecodeError
 
+from lakehouse.common.v1 import refs_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
 from lakehouse.server.common import roles
@@ -158,9 +159,7 @@ class _FlightServer(flight.FlightServerBase):
         if kind == "sql":
             return _sql_statement(command.sql)
         if kind == "dataset":
-            return _dataset_statement(
-                command.dataset.dataset, command.dataset.version if command.dataset.HasField("version") else None
-            )
+            return _ref_statement(command.dataset)
         raise pa.ArrowInvalid("INVALID_COMMAND: GetFlightInfo takes a sql or dataset command")
 
     def _info(
@@ -288,6 +287,10 @@ def _path_statement(path: list[bytes]) -> Statement:
     return _dataset_statement(name, int(version) if version else None)
 
 
+def _ref_statement(ref: refs_pb2.DatasetRef) -> Statement:
+    return _dataset_statement(ref.dataset, ref.version if ref.HasField("version") else None)
+
+
 def _dataset_statement(name: str, version: int | None) -> Statement:
     quoted = '"' + name.replace('"', '""') + '"'
     return Statement(f"SELECT * FROM {quoted}", None, {name: version} if version is not None else None)
@@ -306,9 +309,7 @@ def _ticket_statement(ticket: flight_pb2.FlightTicket) -> Statement:
     if kind == "sql":
         return _sql_statement(ticket.sql)
     if kind == "dataset":
-        return _dataset_statement(
-            ticket.dataset.dataset, ticket.dataset.version if ticket.dataset.HasField("version") else None
-        )
+        return _ref_statement(ticket.dataset)
     raise pa.ArrowInvalid("INVALID_TICKET: empty ticket")
 
 

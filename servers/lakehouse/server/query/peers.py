@@ -10,7 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from lakehouse.catalog.v1 import catalog_service_pb2 as catalog_pb
-from lakehouse.client.catalog import AsyncCatalogClient, schema_ipc, table_ipc
+from lakehouse.client.arrow import schema_ipc, table_ipc
+from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.errors import NotFoundError
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.common.v1 import arrow_pb2

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from lakehouse.client.arrow import arrow_schema, table_ipc
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
 from lakehouse.query.v1 import query_service_pb2_grpc as pb_grpc
@@ -26,8 +27,6 @@ from lakehouse.server.query.convert import (
     MODES,
     compact_pb,
     file_options,
-    ipc_schema,
-    ipc_table,
     parameters,
     progress_pb,
     seconds,
@@ -57,7 +56,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         timeout = _timeout(request, context)
         result = await self._queries.query(statement, inline, timeout)
         response = pb.QueryResponse(
-            result=ipc_table(result.table),
+            result=table_ipc(result.table),
             truncated=result.truncated,
             versions_read=result.versions_read,
             elapsed=seconds(result.elapsed_s),
@@ -71,7 +70,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         statement = Statement(request.sql, parameters(request.parameters), dict(request.as_of))
         result = await self._queries.explain(statement, request.analyze, _timeout(request, context))
         return pb.ExplainResponse(
-            plan=result.plan, schema=ipc_schema(result.schema), versions_read=result.versions_read
+            plan=result.plan, schema=arrow_schema(result.schema), versions_read=result.versions_read
         )
 
     async def ListTables(self, request: pb.ListTablesRequest, context: Any) -> pb.ListTablesResponse:
@@ -84,7 +83,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             pb.Table(
                 name=d.name,
                 kind=pb.TABLE_KIND_DATASET,
-                schema=ipc_schema(d.schema),
+                schema=arrow_schema(d.schema),
                 version=d.version,
                 row_count=d.row_count,
                 description=d.description,
