@@ -73,7 +73,7 @@ def flight_bench(rows: int) -> list[dict[str, object]]:
         load(server.flight, "events", rows)
         with LakehouseFlight(server.flight) as client:
             service_rate, _, size = best_rate(lambda: drain(client.dataset_reader("events")))
-        table_dir = server.data_dir / "buckets" / "default" / "datasets" / "events"
+        table_dir = next((server.data_dir / "buckets" / "default" / "_lakehouse" / "datasets").glob("events-*"))
         bare_rate = _with_baseline(
             "flight",
             table_dir,
@@ -133,7 +133,10 @@ def latency_bench() -> list[dict[str, object]]:
         query = pb_grpc.QueryServiceStub(channel)
         health = health_pb2_grpc.HealthStub(channel)
         rtt = median_s(lambda: health.Check(health_pb2.HealthCheckRequest()), 300)
-        files = sorted(str(p) for p in (server.data_dir / "buckets/default/datasets/agg").rglob("*.parquet"))
+        files = sorted(
+            str(p)
+            for p in next((server.data_dir / "buckets/default/_lakehouse/datasets").glob("agg-*")).rglob("*.parquet")
+        )
         direct = duckdb.connect()
         direct.execute(f"CREATE VIEW agg AS SELECT * FROM read_parquet({files!r})")
         rows = []

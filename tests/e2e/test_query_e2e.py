@@ -122,4 +122,4 @@ def test_malformed_csv_is_refused_with_its_line_and_nothing_is_written(
     assert result.code == 1
     assert "MALFORMED_INPUT" in result.stderr and "line 5002" in result.stderr.lower()
     assert "broken" not in cli("tables").stdout
-    assert not (mesh.data_dir / "buckets" / "default" / "datasets" / "broken").exists()
+    assert not list((mesh.data_dir / "buckets" / "default" / "_lakehouse" / "datasets").glob("broken-*"))

@@ -48,6 +48,9 @@ class ServerConfig:
     behind a Kubernetes Service, so endpoints are removed first)."""
     blocking_workers: int = pydantic.Field(default=8, ge=1, le=256)
     """Threads for blocking work (file systems, databases) so the event loop never waits."""
+    flight_advertise: str = ""
+    """Flight URI handed to clients (tickets' endpoints), e.g. "grpc+tcp://query.lakehouse:50052";
+    empty: grpc+tcp://<host>:<flight_port> (loopback when bound to every interface)."""
     reflection: bool = True
     """Serve gRPC server reflection so grpcurl and buf curl work without .proto files."""
     max_message_mb: int = pydantic.Field(default=64, ge=1, le=2047)
@@ -195,9 +198,13 @@ class QueryConfig:
     """DuckDB memory limit for the whole process, for example "2GB"."""
     concurrent_queries: int = pydantic.Field(default=4, ge=1, le=256)
     """Queries running at once; more wait for a slot."""
+    concurrent_streams: int = pydantic.Field(default=4, ge=1, le=256)
+    """Flight DoGet streams open at once; more are refused with RESOURCE_EXHAUSTED."""
+    concurrent_ingests: int = pydantic.Field(default=4, ge=1, le=64)
+    """Threads for ingest work (parsing, Flight uploads, commits), apart from the rest."""
     max_inline_rows: int = pydantic.Field(default=10_000, ge=0)
     """Rows a Query returns inline by default; the full result goes over Flight."""
-    max_inline_bytes: int = pydantic.Field(default=16 * 1024 * 1024, ge=1024)
+    max_inline_bytes: int = pydantic.Field(default=3 * 1024 * 1024, ge=1024)
     """Arrow bytes a Query returns inline at most; fewer rows are inlined to stay below it."""
     default_timeout_s: float = pydantic.Field(default=300.0, gt=0)
     """Time limit of a statement when the caller gives none."""
@@ -209,6 +216,9 @@ class QueryConfig:
     """Rows per Arrow batch when streaming results and ingesting."""
     import_dirs: tuple[str, ...] = ()
     """Directories IngestDatabase may read SQLite and DuckDB files from, besides <data_dir>/imports."""
+    database_hosts: tuple[str, ...] = ()
+    """PostgreSQL hosts IngestDatabase may connect to for non-admin callers: "host", "host:port" or
+    glob patterns such as "*.db.internal"; empty allows loopback only (localhost, 127.0.0.1, ::1)."""
     vacuum_retention_hours: float = pydantic.Field(default=168.0, ge=0)
     """Default Vacuum retention (7 days)."""
     vacuum_minimum_hours: float = pydantic.Field(default=1.0, ge=0)

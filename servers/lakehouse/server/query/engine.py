@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from lakehouse.server.common.config import QueryConfig
-from lakehouse.server.common.errors import PermissionDenied, invalid_field
+from lakehouse.server.common.errors import PermissionDenied, ResourceExhausted, invalid_field
 from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout, VersionFilesRemoved
 
 
@@ -52,13 +52,21 @@ class SqlEngine:
         ):
             self._db.execute(statement)
         self._slots = threading.BoundedSemaphore(config.concurrent_queries)
+        # Flight streams are paced by their readers, so they get slots of their own: a slow or idle
+        # reader can never keep SQL over gRPC from running.
+        self._stream_slots = threading.BoundedSemaphore(config.concurrent_streams)
 
     @contextmanager
     def cursor(
-        self, sources: Sequence[TableSource], wait_s: float | None = None
+        self, sources: Sequence[TableSource], wait_s: float | None = None, stream: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor on which every source is a temporary view; waits up to `wait_s` for a slot."""
-        if not self._slots.acquire(timeout=wait_s):
+        slots = self._stream_slots if stream else self._slots
+        if not slots.acquire(timeout=wait_s):
+            if stream:
+                raise ResourceExhausted(
+                    "every Flight stream slot is taken; retry shortly", reason="TOO_MANY_STREAMS", retry_after_s=1.0
+                )
             raise QueryTimeout(
                 f"no engine slot came free within {wait_s:g} s: the server is busy with other statements"
             )
@@ -74,7 +82,7 @@ class SqlEngine:
             finally:
                 cursor.close()
         finally:
-            self._slots.release()
+            slots.release()
 
     def close(self) -> None:
         self._db.close()

@@ -189,6 +189,8 @@ class FlightEndpoint:
 
     @property
     def location(self) -> str:
+        if self._config.server.flight_advertise:
+            return self._config.server.flight_advertise
         host = self._config.server.host
         host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         port = self._server.port if self._server else self._config.server.flight_port

@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lakehouse.server.common.errors import invalid_field
+from lakehouse.server.common.errors import InvalidArgument, invalid_field
 from lakehouse.server.query.errors import MalformedInput, SchemaMismatch, UnknownFormat
 
 FORMATS = ("csv", "tsv", "json", "ndjson", "parquet")
@@ -192,6 +192,14 @@ def fit_schema(incoming: pa.Schema, target: pa.Schema | None, allow_new_columns:
     Appends must carry every existing column under a castable type; extra columns are an
     additive change, allowed only when asked for.
     """
+    names = [f.name for f in incoming]
+    if not names:
+        raise InvalidArgument("the input has no columns; nothing was written", reason="NO_COLUMNS")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise InvalidArgument(
+            f"the input repeats column names: {', '.join(repeated)}; nothing was written", reason="DUPLICATE_COLUMNS"
+        )
     if target is None:
         return incoming
     missing = [f.name for f in target if f.name not in incoming.names]

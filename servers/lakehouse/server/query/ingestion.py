@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from lakehouse.server.common.config import Config
+from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.names import MAX_LONG_TEXT, check_dataset_name, check_text
 from lakehouse.server.query import ingest, sources, tables
 from lakehouse.server.query.errors import DatasetExists
@@ -89,9 +91,13 @@ class Ingestor:
         self._catalog = catalog
         self._storage = storage
         self._run = run
+        # Ingest work (parsing, Arrow streams from Flight clients, commits) gets its own threads, so
+        # slow or idle uploads can never starve the catalog and storage work sharing `run`.
+        self._stage_run = BlockingExecutor(config.query.concurrent_ingests, "lakehouse-ingest").run
         self.spool_dir = config.data_dir / "query" / "spool"
+        # Anything left here belongs to ingests that died with an earlier process.
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._locks: dict[str, asyncio.Lock] = {}
 
     def spool_path(self, suffix: str) -> Path:
         return self.spool_dir / f"{uuid.uuid4().hex}{suffix}"
@@ -172,8 +178,8 @@ class Ingestor:
         started = time.perf_counter()
         check_dataset_name(target.dataset, "dataset")
         check_text("description", target.description, MAX_LONG_TEXT)
-        lock = self._locks.setdefault(target.dataset, asyncio.Lock())
-        async with lock:
+        _check_lineage(lineage)  # before anything is written: the catalog would refuse it after the commit
+        async with self._queries.lock(target.dataset):
             existing = await self._catalog.get_dataset(target.dataset)
             if sha256 and existing is not None:
                 duplicate = await self._duplicate(existing, target, sha256, started)
@@ -186,7 +192,7 @@ class Ingestor:
             stage_path = self.spool_path(".arrows")
             try:
                 schema = existing.schema if existing is not None and target.mode == "APPEND" else None
-                stage = await self._run(stager, schema, stage_path, progress)
+                stage = await self._staged(stager, schema, stage_path, progress)
                 try:
                     if sha256 is None:
                         sha256 = await self._run(ingest.file_sha256, stage_path)
@@ -194,19 +200,35 @@ class Ingestor:
                             duplicate = await self._duplicate(existing, target, sha256, started)
                             if duplicate is not None:
                                 return duplicate
-                    return await self._commit(target, existing, stage, sha256, size, lineage, started)
+                    # Past this point the ingest completes even if the caller goes away: a commit
+                    # cut off before its catalog registration would leave the two out of step.
+                    commit = asyncio.ensure_future(
+                        self._commit(target, existing, stage, sha256, size, lineage, started)
+                    )
+                    return await _unstoppable(commit)
                 finally:
-                    await self._run(stage.close)
+                    await self._stage_run(stage.close)
             finally:
                 stage_path.unlink(missing_ok=True)
+
+    async def _staged(
+        self, stager: Stager, schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress
+    ) -> Staged:
+        """Runs the stager; if the caller leaves meanwhile, whatever it produces is cleaned up."""
+        future = asyncio.ensure_future(self._stage_run(stager, schema, stage_path, progress))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(_discard_stage)
+            raise
 
     async def _write(self, location: tables.TableLocation, stage: Staged, mode: Literal["append", "overwrite"]) -> int:
         """One Delta commit of the stage's rows; a bad row found while streaming is reported as itself."""
         try:
             if isinstance(stage, CopiedStage):
-                version = await self._run(tables.commit_files, location, stage.files, stage.schema, mode)
+                version = await self._stage_run(tables.commit_files, location, stage.files, stage.schema, mode)
             else:
-                version = await self._run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
+                version = await self._stage_run(tables.commit, location, stage.reader(), mode, mode == "overwrite")
         except Exception:
             if stage.failure is not None:
                 raise stage.failure from None
@@ -246,12 +268,18 @@ class Ingestor:
         started: float,
     ) -> Summary:
         bucket = existing.bucket if existing else self._config.storage.default_bucket
-        location_path = existing.location if existing else f"datasets/{target.dataset}"
+        # Tables live under the bucket's reserved prefix, out of reach of the object API (so nobody
+        # reads around views or deletes a table's files), one folder per incarnation of a name.
+        location_path = (
+            existing.location if existing else f"_lakehouse/datasets/{target.dataset}-{uuid.uuid4().hex[:12]}"
+        )
         bucket_uri = await self._storage.bucket_uri(bucket)
         location = tables.table_location(bucket_uri, location_path, self._config.storage.s3)
         # A table nobody registered (a crash before registration) is replaced, never appended to.
         fresh = existing is None or existing.table_version is None
         mode: Literal["append", "overwrite"] = "overwrite" if target.mode == "OVERWRITE" or fresh else "append"
+        if existing is not None and existing.table_version is not None:
+            await self._stage_run(tables.settle, location, existing.table_version)
         try:
             table_version = await self._write(location, stage, mode)
             snap = await self._run(tables.snapshot, location, table_version)
@@ -311,6 +339,27 @@ class Ingestor:
             warnings,
             time.perf_counter() - started,
         )
+
+
+def _check_lineage(lineage: Lineage) -> None:
+    check_text("file_name", lineage.source_reference, 1024)
+    for key, value in lineage.attributes.items():
+        check_text(f"lineage.attributes[{key!r}]", value, 1024)
+
+
+async def _unstoppable(work: asyncio.Future[Summary]) -> Summary:
+    """Awaits `work` to its end even when the caller is cancelled, then re-raises the cancellation."""
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await work
+        raise
+
+
+def _discard_stage(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
 
 
 def _with_format(options: FileOptions, name: str) -> FileOptions:

@@ -33,6 +33,7 @@ from lakehouse.server.query.sandbox import CheckedStatement, check_statement
 T = TypeVar("T")
 Params = list[Any] | dict[str, Any] | None
 CATALOG_CACHE_S = 1.0
+STREAM_SLOT_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,12 @@ class QueryService:
         self._readable = tuple(str(p.resolve()) + "/" for p in readable)
         self._pool = ThreadPoolExecutor(max_workers=self._q.concurrent_queries + 2, thread_name_prefix="lakehouse-sql")
         self._visible: tuple[float, list[DatasetInfo]] = (0.0, [])
+        self._locks: dict[str, asyncio.Lock] = {}
         self._table_versions: dict[tuple[str, int], int | None] = {}
+
+    def lock(self, name: str) -> asyncio.Lock:
+        """Serialises the commits to one dataset in this process (ingests, compaction)."""
+        return self._locks.setdefault(name, asyncio.Lock())
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -126,8 +132,8 @@ class QueryService:
         """Called after this process commits, so its own next statement sees the new version."""
         self._visible = (0.0, [])
 
-    async def dataset(self, name: str) -> DatasetInfo:
-        for d in await self.visible_datasets():
+    async def dataset(self, name: str, refresh: bool = False) -> DatasetInfo:
+        for d in await self.visible_datasets(refresh):
             if d.name == name:
                 return d
         for d in await self.visible_datasets(refresh=True):
@@ -163,7 +169,7 @@ class QueryService:
         if version is None or version == dataset.version:
             version, table_version = dataset.version, dataset.table_version
         else:
-            table_version = await self._table_version(dataset.name, version)
+            table_version = await self._table_version(dataset, version)
         if table_version is None:
             return TableSource(dataset.name, dataset.schema), version
         location = await self.location(dataset)
@@ -175,10 +181,11 @@ class QueryService:
         arrow_dataset = await self._run(tables.pyarrow_dataset, location, table_version)
         return TableSource(dataset.name, snap.schema, dataset=arrow_dataset), version
 
-    async def _table_version(self, name: str, version: int) -> int | None:
+    async def _table_version(self, dataset: DatasetInfo, version: int) -> int | None:
+        name = dataset.name
         if version < 1:
             raise NotFound(f"versions count from 1; {name!r} has no version {version}", reason="VERSION_NOT_FOUND")
-        key = (name, version)
+        key = (dataset.location, version)  # the location is unique to one incarnation of a name
         if key not in self._table_versions:  # versions never change once registered
             self._table_versions[key] = (await self._catalog.get_version(name, version)).table_version
         return self._table_versions[key]
@@ -206,6 +213,10 @@ class QueryService:
 
     async def explain(self, statement: Statement, analyze: bool, timeout_s: float | None) -> ExplainResult:
         resolved = await self.resolve(statement)
+        if resolved.checked.kind == "EXPLAIN":
+            raise invalid_field(
+                "sql", "pass the statement without EXPLAIN; set analyze for EXPLAIN ANALYZE", reason="INVALID_SQL"
+            )
         prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
 
         def job(running: _Running) -> tuple[str, pa.Schema]:
@@ -249,7 +260,7 @@ class QueryService:
     ) -> tuple[pa.RecordBatchReader, Callable[[], None], Callable[[], None]]:
         """A reader of the full result for Flight (blocking), with functions to close it when done
         and to interrupt it when the caller goes away."""
-        context = self.engine.cursor(resolved.sources, self._q.default_timeout_s)
+        context = self.engine.cursor(resolved.sources, STREAM_SLOT_WAIT_S, stream=True)
         cursor = context.__enter__()
         try:
             reader = engine.run(cursor, resolved.checked.sql, params, self._q.batch_rows)
@@ -281,10 +292,17 @@ class QueryService:
     ) -> tuple[DatasetInfo, DatasetInfo, dict[str, int]]:
         if apply_tombstones:
             raise Unimplemented("applying soft tombstones arrives with the governance service; compact without it")
-        before = await self.dataset(name)
+        if target_size < 0:
+            raise invalid_field("target_file_size_bytes", "must not be negative", reason="INVALID_ARGUMENT")
+        async with self.lock(name):
+            return await self._compact(name, target_size)
+
+    async def _compact(self, name: str, target_size: int) -> tuple[DatasetInfo, DatasetInfo, dict[str, int]]:
+        before = await self.dataset(name, refresh=True)
         if before.table_version is None:
             return before, before, {"files_added": 0, "files_removed": 0}
         location = await self.location(before)
+        await self._run(tables.settle, location, before.table_version)
         metrics = await self._run(tables.compact, location, target_size or None)
         if not metrics["files_added"] and not metrics["files_removed"]:
             return before, before, metrics

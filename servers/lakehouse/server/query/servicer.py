@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -108,7 +109,8 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             )
         target = Target(header.dataset, MODES.get(header.mode, "CREATE"), header.description)  # type: ignore[arg-type]
         options = file_options(header.options)
-        spool = self._ingestor.spool_path(Path(header.file_name).suffix or ".upload")
+        suffix = Path(header.file_name.replace("\x00", "")).suffix
+        spool = self._ingestor.spool_path(suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,16}", suffix) else ".upload")
         try:
             size, sha = await self._spool(messages, spool, limit)
             lineage = Lineage("upload", header.file_name or "upload", {"file_name": header.file_name})
@@ -184,6 +186,8 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             request.table,
             request.query,
             self._import_dirs(),
+            self._config.query.database_hosts,
+            self._config.query.batch_rows,
         )
         async for event in self._ingestor.ingest_database(target, source):
             if isinstance(event, Summary):

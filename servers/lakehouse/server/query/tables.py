@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shutil
 import time
 import uuid
@@ -130,6 +131,14 @@ def latest_version(location: TableLocation) -> int | None:
         return None
 
 
+def settle(location: TableLocation, registered: int) -> None:
+    """Brings the table back to the version the catalog registered, if a commit that was never
+    registered (a crash between the two) sits on top, so the next commit does not carry it."""
+    table = DeltaTable(location.uri, storage_options=location.options or None)
+    if table.version() != registered:
+        table.restore(registered)
+
+
 def compact(location: TableLocation, target_size: int | None) -> dict[str, int]:
     table = DeltaTable(location.uri, storage_options=location.options)
     metrics = table.optimize.compact(target_size=target_size)
@@ -141,7 +150,9 @@ def compact(location: TableLocation, target_size: int | None) -> dict[str, int]:
 
 def vacuum(location: TableLocation, retention_hours: float, dry_run: bool) -> list[str]:
     table = DeltaTable(location.uri, storage_options=location.options)
-    return table.vacuum(retention_hours=int(retention_hours), dry_run=dry_run, enforce_retention_duration=False)
+    # Whole hours only; round up so a retention never removes more than was asked for.
+    hours = math.ceil(retention_hours)
+    return table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False)
 
 
 def remove(location: TableLocation) -> None:
