@@ -1697,3 +1697,10 @@ async def test_flight_location_can_be_advertised(mesh_factory: MeshFactory, tmp_
     await ingest_bytes(mesh, "many", b"id\n" + b"".join(b"%d\n" % i for i in range(50)), "many.csv")
     result = await query_client(mesh).query("SELECT * FROM many", max_inline_rows=5)
     assert result.truncated and result.flight_location == "grpc+tcp://query.lakehouse:50052"
+
+
+async def test_an_empty_file_is_refused(qmesh, q) -> None:
+    with pytest.raises(InvalidArgumentError) as err:
+        await ingest_bytes(qmesh, "empty", b"", "empty.csv")
+    assert err.value.reason == "EMPTY_INPUT"
+    await assert_no_dataset(qmesh, q, "empty")

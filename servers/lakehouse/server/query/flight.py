@@ -8,11 +8,13 @@ there. Tickets and commands are serialized protobuf messages, never evaluated te
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import duckdb
 import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import DecodeError
@@ -30,6 +32,7 @@ from lakehouse.server.query.ingestion import Ingestor, Lineage, Target
 from lakehouse.server.query.service import QueryService, Statement
 
 T = TypeVar("T")
+log = logging.getLogger("lakehouse.flight")
 
 
 class _Caller(flight.ServerMiddleware):
@@ -236,6 +239,10 @@ class FlightEndpoint:
             return work()
         except LakehouseError as exc:
             raise flight_error(exc) from None
+        except flight.FlightError:
+            raise
+        except Exception as exc:
+            raise _internal(exc) from None
 
 
 class _Watchdog:
@@ -266,9 +273,20 @@ def _closing(
             if context.is_cancelled():  # safe here: this runs inside the call
                 return
             yield batch
+    except duckdb.InterruptException:
+        raise flight.FlightTimedOutError("QUERY_TIMEOUT: the stream ran past [query] default_timeout_s") from None
+    except Exception as exc:
+        raise _internal(exc) from None
     finally:
         watchdog.stop()
         close()
+
+
+def _internal(exc: Exception) -> flight.FlightInternalError:
+    """An unexpected failure: logged here with its traceback, reported without internals."""
+    request_id = uuid.uuid4().hex
+    log.error("unhandled error in a Flight call", exc_info=exc, extra={"request_id": request_id})
+    return flight.FlightInternalError(f"internal error; quote request id {request_id} when reporting it")
 
 
 def _parse(message_type: Any, data: bytes) -> Any:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pyarrow as pa
 
 from lakehouse.server.common.config import Config
+from lakehouse.server.common.errors import InvalidArgument
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.names import MAX_LONG_TEXT, check_dataset_name, check_text
 from lakehouse.server.query import ingest, sources, tables
@@ -109,6 +110,8 @@ class Ingestor:
     ) -> Summary:
         """A local file (an upload spooled by the servicer, or a downloaded object)."""
         options = _with_format(options, file_name)
+        if size == 0:
+            raise InvalidArgument("the file is empty; nothing was written", reason="EMPTY_INPUT")
 
         def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
             return sources.stage_file(path, options, schema, stage_path, self._config.query.batch_rows, progress)
@@ -126,6 +129,8 @@ class Ingestor:
 
             async def work() -> Summary:
                 size, sha = await self._storage.download(bucket, key, path, reporter.downloaded)
+                if size == 0:
+                    raise InvalidArgument(f"object {key!r} is empty; nothing was written", reason="EMPTY_INPUT")
                 reporter.stage = "reading"
                 lineage = Lineage(
                     "object", f"{bucket or self._config.storage.default_bucket}/{key}", {"format": options.format}
