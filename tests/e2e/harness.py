@@ -29,7 +29,6 @@ from tests.support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUF = REPO / "node_modules" / ".bin" / "buf"
-PROBE_UNIMPLEMENTED = Path("/work/shared/tools/probe-unimplemented")
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 30.0
 CLI_TIMEOUT_S = 60.0
