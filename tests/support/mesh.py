@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from lakehouse.client import AsyncCatalogClient, AsyncStorageClient, RetryPolicy, open_channel, token_metadata
 from lakehouse.server.common.app import MeshServer
 from lakehouse.server.common.config import (
@@ -75,10 +73,6 @@ async def start_mesh(config: Config, services: tuple[str, ...] | None = None, to
     server = build_server(config, services) if services else build_server(config)
     await server.start()
     return RunningMesh(config, server, token, services)
-
-
-def rpc_code(error: BaseException) -> grpc.StatusCode:
-    return getattr(error, "code", grpc.StatusCode.UNKNOWN)
 
 
 async def eventually(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:

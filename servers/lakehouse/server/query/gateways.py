@@ -3,7 +3,7 @@ in the servicer module), so the domain stays free of grpc."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,7 +90,3 @@ class Storage(Protocol):
     ) -> tuple[int, str]:
         """Copies an object to `target`, reporting (bytes so far, object size); returns (size, sha256)."""
         ...
-
-
-def names(datasets: Sequence[DatasetInfo]) -> list[str]:
-    return [d.name for d in datasets]
