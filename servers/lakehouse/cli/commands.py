@@ -24,7 +24,7 @@ from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.errors import LakehouseClientError
 from lakehouse.client.query import AsyncQueryClient
 from lakehouse.client.storage import AsyncStorageClient
-from lakehouse.server.common.config import SERVICE_NAMES
+from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 # Rows read from a --schema-from file for PII detection; the rest of the file is never read.
@@ -59,13 +59,28 @@ async def connect(address: str, token: str | None, timeout_s: float) -> AsyncIte
         await channel.close()
 
 
+def default_address() -> str:
+    """Where client commands connect unless told: the environment, then the config file."""
+    if os.environ.get("LAKEHOUSE_ADDRESS"):
+        return os.environ["LAKEHOUSE_ADDRESS"]
+    path = Path(os.environ.get("LAKEHOUSE_CONFIG", "lakehouse.toml"))
+    if not path.exists():
+        return DEFAULT_ADDRESS
+    try:
+        server = load_config(path).server
+    except ConfigError:
+        return DEFAULT_ADDRESS  # `lakehouse serve` reports a broken file; a client just uses the default
+    host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+    return f"{host}:{server.port}"
+
+
 def client_command(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     """Adds --address/--token/--timeout and runs the coroutine with connected clients."""
 
     @click.option(
         "--address",
-        default=lambda: os.environ.get("LAKEHOUSE_ADDRESS", DEFAULT_ADDRESS),
-        show_default="$LAKEHOUSE_ADDRESS or 127.0.0.1:50051",
+        default=default_address,
+        show_default="$LAKEHOUSE_ADDRESS, else [server] of ./lakehouse.toml ($LAKEHOUSE_CONFIG), else 127.0.0.1:50051",
         help="Server HOST:PORT.",
     )
     @click.option("--token", default=None, help="Bearer token (default: $LAKEHOUSE_TOKEN).")
