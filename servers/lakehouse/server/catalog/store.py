@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -229,7 +231,9 @@ def create_catalog_engine(url: str) -> Engine:
         # them; with the driver in autocommit, the "begin" hook below decides instead.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=30000"):
+        cursor.execute("PRAGMA busy_timeout=30000")
+        _switch_to_wal(cursor)
+        for pragma in ("synchronous=FULL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
@@ -241,6 +245,19 @@ def create_catalog_engine(url: str) -> Engine:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _switch_to_wal(cursor: Any, attempts: int = 100) -> None:
+    """Turns on WAL. On a new file two processes opening it at once can get "database is locked"
+    here without SQLite's busy handler waiting (the switch needs an exclusive lock), so retry."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05)
 
 
 class CatalogStore:
