@@ -1704,3 +1704,14 @@ async def test_an_empty_file_is_refused(qmesh, q) -> None:
         await ingest_bytes(qmesh, "empty", b"", "empty.csv")
     assert err.value.reason == "EMPTY_INPUT"
     await assert_no_dataset(qmesh, q, "empty")
+
+
+async def test_the_same_bytes_read_with_other_options_are_new_content(qmesh, q) -> None:
+    data = b"zip,city\n02134,Boston\n10001,New York\n"
+    first = await ingest_bytes(qmesh, "zips", data, "zips.csv")
+    assert first.content_sha256 == hashlib.sha256(data).hexdigest()  # no options: the plain file hash
+    again = await ingest_bytes(qmesh, "zips", data, "zips.csv", mode=pb.INGEST_MODE_APPEND)
+    assert again.duplicate
+    options = pb.FileOptions(column_types={"zip": "VARCHAR", "city": "VARCHAR"})
+    reread = await ingest_bytes(qmesh, "zips", data, "zips.csv", mode=pb.INGEST_MODE_OVERWRITE, options=options)
+    assert not reread.duplicate and reread.content_sha256 != first.content_sha256

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,7 +118,7 @@ class Ingestor:
         def stager(schema: pa.Schema | None, stage_path: Path, progress: ingest.Progress) -> Staged:
             return sources.stage_file(path, options, schema, stage_path, self._config.query.batch_rows, progress)
 
-        return await self._ingest(target, stager, sha256, size, lineage, _silent)
+        return await self._ingest(target, stager, content_key(sha256, options), size, lineage, _silent)
 
     async def ingest_object(
         self, target: Target, bucket: str, key: str, options: FileOptions
@@ -142,7 +144,12 @@ class Ingestor:
                     )
 
                 return await self._ingest(
-                    target, stager, sha, size, lineage, reporter.threadsafe(asyncio.get_running_loop())
+                    target,
+                    stager,
+                    content_key(sha, options),
+                    size,
+                    lineage,
+                    reporter.threadsafe(asyncio.get_running_loop()),
                 )
 
             async for event in _stream(work(), events):
@@ -344,6 +351,16 @@ class Ingestor:
             warnings,
             time.perf_counter() - started,
         )
+
+
+def content_key(sha256: str, options: FileOptions) -> str:
+    """What idempotency compares: the file's SHA-256, combined with the parse options when any
+    are set, so the same bytes read differently (another column type, delimiter) are new content."""
+    chosen = {k: v for k, v in asdict(options).items() if k != "format" and v not in ("", None, (), {}, False)}
+    if not chosen:
+        return sha256  # the plain file hash, which users can check with sha256sum
+    canonical = json.dumps({"sha256": sha256, "options": chosen}, sort_keys=True, default=list)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _check_lineage(lineage: Lineage) -> None:
