@@ -223,7 +223,6 @@ class StorageBuckets:
 
     def __init__(self, peers: PeerChannels) -> None:
         self._peers = peers
-        self._client: AsyncStorageClient | None = None
         self._seen_until: dict[str, float] = {}
 
     async def require(self, bucket: str, field: str) -> None:
@@ -236,19 +235,14 @@ class StorageBuckets:
     async def _exists(self, bucket: str) -> bool:
         token = ""
         while True:
-            page = await self._storage().list_buckets(page_size=BUCKET_PAGE_SIZE, page_token=token)
+            page = await self._peers.client(AsyncStorageClient, "storage").list_buckets(
+                page_size=BUCKET_PAGE_SIZE, page_token=token
+            )
             names = [b.name for b in page.buckets]
             # Pages come in name order: once past `bucket`, later pages cannot hold it.
             if bucket in names or not page.next_page_token or (names and names[-1] > bucket):
                 return bucket in names
             token = page.next_page_token
-
-    def _storage(self) -> AsyncStorageClient:
-        if self._client is None:
-            self._client = AsyncStorageClient(
-                self._peers.channel("storage"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata
-            )
-        return self._client
 
 
 def build(config: Config, executor: BlockingExecutor, peers: PeerChannels, auth_enabled: bool) -> ServiceBinding:

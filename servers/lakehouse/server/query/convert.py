@@ -7,6 +7,7 @@ from typing import Any
 from google.protobuf import duration_pb2
 
 from lakehouse.client.arrow import arrow_schema
+from lakehouse.client.query import parameters as client_parameters
 from lakehouse.common.v1 import progress_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
@@ -53,20 +54,9 @@ def parameters(values: Any) -> list[Any] | dict[str, Any] | None:
 
 
 def statement_pb(statement: Statement) -> flight_pb2.SqlStatement:
-    params = statement.params or []
-    named = params.items() if isinstance(params, dict) else (("", v) for v in params)
     return flight_pb2.SqlStatement(
-        sql=statement.sql, parameters=[parameter_pb(n, v) for n, v in named], as_of=dict(statement.as_of or {})
+        sql=statement.sql, parameters=client_parameters(statement.params), as_of=dict(statement.as_of or {})
     )
-
-
-def parameter_pb(name: str, value: Any) -> pb.QueryParameter:
-    if value is None:
-        return pb.QueryParameter(name=name, null_value=0)
-    field = {bool: "bool_value", int: "int64_value", float: "double_value", bytes: "bytes_value"}.get(
-        type(value), "string_value"
-    )
-    return pb.QueryParameter(name=name, **{field: value})
 
 
 def file_options(options: pb.FileOptions) -> FileOptions:

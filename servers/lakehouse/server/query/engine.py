@@ -9,11 +9,11 @@ tables the caller may see. Blocking throughout: callers run it in an executor.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -22,6 +22,8 @@ import pyarrow.dataset as pads
 from lakehouse.server.common.config import QueryConfig
 from lakehouse.server.common.errors import PermissionDenied, ResourceExhausted, invalid_field
 from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout, VersionFilesRemoved
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,22 +110,25 @@ def run(
     cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None, batch_rows: int
 ) -> pa.RecordBatchReader:
     """Starts `sql` and returns a reader of its result; DuckDB errors become domain errors."""
-    try:
-        relation = cursor.sql(sql, params=params or None)
-        if relation is None:  # not a query: the sandbox should have refused it
-            raise PermissionDenied("only read-only queries run here", reason="STATEMENT_NOT_ALLOWED")
-        return relation.to_arrow_reader(batch_rows)
-    except duckdb.Error as exc:
-        raise translate(exc) from None
+    return _on_relation(cursor, sql, params, lambda relation: relation.to_arrow_reader(batch_rows))
 
 
 def schema(cursor: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | dict[str, Any] | None) -> pa.Schema:
     """The schema `sql` would return, computed with LIMIT 0."""
+    return _on_relation(cursor, sql, params, lambda relation: relation.limit(0).to_arrow_table().schema)
+
+
+def _on_relation(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: list[Any] | dict[str, Any] | None,
+    use: Callable[[duckdb.DuckDBPyRelation], T],
+) -> T:
     try:
         relation = cursor.sql(sql, params=params or None)
-        if relation is None:
+        if relation is None:  # not a query: the sandbox should have refused it
             raise PermissionDenied("only read-only queries run here", reason="STATEMENT_NOT_ALLOWED")
-        return relation.limit(0).to_arrow_table().schema
+        return use(relation)
     except duckdb.Error as exc:
         raise translate(exc) from None
 

@@ -298,11 +298,19 @@ def read_file(
         relation = _relation(con, path, options, target)
         return con, relation.to_arrow_reader(batch_rows)
     except duckdb.Error as exc:
-        message = _first_lines(str(exc))
-        if options.format in ("csv", "tsv") and "sniffing" in message:
-            message = _diagnose_csv(con, path, options) or message
+        failure = _parse_failure(exc, con, path, options, target)
         con.close()
-        raise _read_failure(message, frozenset(target.names) if target is not None else frozenset()) from None
+        raise failure from None
+
+
+def _parse_failure(
+    exc: duckdb.Error, con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions, target: pa.Schema | None
+) -> Exception:
+    """DuckDB's complaint about a file, naming lines where its CSV sniffer gave up."""
+    message = _first_lines(str(exc))
+    if options.format in ("csv", "tsv") and "sniffing" in message:
+        message = _diagnose_csv(con, path, options) or message
+    return _read_failure(message, frozenset(target.names) if target is not None else frozenset())
 
 
 def _diagnose_csv(con: duckdb.DuckDBPyConnection, path: Path, options: FileOptions) -> str:
@@ -389,7 +397,6 @@ class CopiedStage:
 def copy_file(path: Path, options: FileOptions, target: pa.Schema | None, out_dir: Path) -> CopiedStage | None:
     """Parses `path` with DuckDB straight into Parquet files typed like the dataset, or returns
     None when a column type has no exact DuckDB equivalent (the caller then streams Arrow)."""
-    columns = frozenset(target.names) if target is not None else frozenset()
     con = duckdb.connect(":memory:")
     try:
         relation = _relation(con, path, options, target)
@@ -405,10 +412,7 @@ def copy_file(path: Path, options: FileOptions, target: pa.Schema | None, out_di
         skipped, lines = rejected_rows(con) if options.skip_bad_rows else (0, [])
     except duckdb.Error as exc:
         shutil.rmtree(out_dir, ignore_errors=True)
-        message = _first_lines(str(exc))
-        if options.format in ("csv", "tsv") and "sniffing" in message:
-            message = _diagnose_csv(con, path, options) or message
-        raise _read_failure(message, columns) from None
+        raise _parse_failure(exc, con, path, options, target) from None
     finally:
         con.close()
     return _copied(out_dir, staged, skipped, lines)

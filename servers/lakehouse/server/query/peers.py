@@ -56,15 +56,10 @@ class CatalogGateway:
 
     def __init__(self, peers: PeerChannels) -> None:
         self._peers = peers
-        self._client: AsyncCatalogClient | None = None
 
     @property
     def client(self) -> AsyncCatalogClient:
-        if self._client is None:
-            self._client = AsyncCatalogClient(
-                self._peers.channel("catalog"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata
-            )
-        return self._client
+        return self._peers.client(AsyncCatalogClient, "catalog")
 
     async def list_datasets(self) -> list[DatasetInfo]:
         datasets, token = [], ""
@@ -134,16 +129,11 @@ class StorageGateway:
     def __init__(self, peers: PeerChannels, executor: BlockingExecutor) -> None:
         self._peers = peers
         self._executor = executor
-        self._client: AsyncStorageClient | None = None
         self._uris: dict[str, str] = {}
 
     @property
     def client(self) -> AsyncStorageClient:
-        if self._client is None:
-            self._client = AsyncStorageClient(
-                self._peers.channel("storage"), timeout_s=self._peers.timeout_s, metadata=self._peers.metadata
-            )
-        return self._client
+        return self._peers.client(AsyncStorageClient, "storage")
 
     async def bucket_uri(self, bucket: str) -> str:
         if bucket not in self._uris:  # a bucket's location never changes while it exists

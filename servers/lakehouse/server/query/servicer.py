@@ -50,6 +50,10 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         self._queries = queries
         self._ingestor = ingestor
         self._flight_location = flight_location
+        # Where database files may be ingested from; made once, not on the event loop per call.
+        imports = config.data_dir / "imports"
+        imports.mkdir(parents=True, exist_ok=True)
+        self._import_dirs = [imports, *(Path(d) for d in config.query.import_dirs)]
 
     async def Query(self, request: pb.QueryRequest, context: Any) -> pb.QueryResponse:
         statement = Statement(request.sql, parameters(request.parameters), dict(request.as_of))
@@ -185,7 +189,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
             DRIVERS.get(request.driver, ""),
             request.table,
             request.query,
-            self._import_dirs(),
+            self._import_dirs,
             self._config.query.database_hosts,
             self._config.query.batch_rows,
         )
@@ -194,11 +198,6 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
                 yield pb.IngestDatabaseResponse(summary=summary_pb(event))
             else:
                 yield pb.IngestDatabaseResponse(progress=progress_pb(event))
-
-    def _import_dirs(self) -> list[Path]:
-        imports = self._config.data_dir / "imports"
-        imports.mkdir(parents=True, exist_ok=True)
-        return [imports, *(Path(d) for d in self._config.query.import_dirs)]
 
     async def Compact(self, request: pb.CompactRequest, context: Any) -> pb.CompactResponse:
         return await compact(self._queries, request)
