@@ -138,13 +138,13 @@ def test_every_entry_is_compared_in_constant_time(
 
     monkeypatch.setattr(auth.hmac, "compare_digest", spy)
 
-    # The match is the first entry: the remaining entries must still be compared.
+    # The match is the first entry: the remaining entries (the mesh token's too) must still be compared.
     assert ops_and_bot.authenticate(f"Bearer {OPS_TOKEN}").name == "ops"
-    assert len(calls) == 3
+    assert len(calls) == 4
     calls.clear()
     with pytest.raises(Unauthenticated):
         ops_and_bot.authenticate("Bearer wrong")
-    assert len(calls) == 3
+    assert len(calls) == 4
 
 
 # --- authentication off ------------------------------------------------------------------
@@ -176,7 +176,7 @@ def test_unset_token_variable_fails_start_naming_it_without_secrets(environ: dic
         authenticator(
             TokenConfig(principal="ops", sha256=ops_hash),
             TokenConfig(principal="ops", env="LAKEHOUSE_OPS_TOKEN"),
-            TokenConfig(principal="bot", role="agent", env="BOT_TOKEN"),
+            TokenConfig(principal="bot", role="agent", profile="small", env="BOT_TOKEN"),
             environ=environ,
         )
 

@@ -629,14 +629,16 @@ class EraseRowsResponse(_message.Message):
     def __init__(self, receipt: _Optional[_Union[ErasureReceipt, _Mapping]] = ...) -> None: ...
 
 class RestoreRowsRequest(_message.Message):
-    __slots__ = ("dataset", "key_values", "reason")
+    __slots__ = ("dataset", "key_values", "reason", "applied")
     DATASET_FIELD_NUMBER: _ClassVar[int]
     KEY_VALUES_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
     dataset: str
     key_values: _containers.RepeatedScalarFieldContainer[str]
     reason: str
-    def __init__(self, dataset: _Optional[str] = ..., key_values: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+    applied: bool
+    def __init__(self, dataset: _Optional[str] = ..., key_values: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
 
 class RestoreRowsResponse(_message.Message):
     __slots__ = ("restored",)
@@ -753,6 +755,90 @@ class ListDerivationsResponse(_message.Message):
     derivations: _containers.RepeatedCompositeFieldContainer[Derivation]
     next_page_token: str
     def __init__(self, derivations: _Optional[_Iterable[_Union[Derivation, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DatasetTombstones(_message.Message):
+    __slots__ = ("dataset", "key_column", "key_values")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    KEY_VALUES_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    key_column: str
+    key_values: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., key_values: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AccessPolicy(_message.Message):
+    __slots__ = ("principal", "role", "profile", "restricted", "datasets", "views", "view_bases", "tombstones", "collections", "memory_namespaces", "default_chat_model")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTED_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    VIEWS_FIELD_NUMBER: _ClassVar[int]
+    VIEW_BASES_FIELD_NUMBER: _ClassVar[int]
+    TOMBSTONES_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_NAMESPACES_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_CHAT_MODEL_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    role: str
+    profile: str
+    restricted: bool
+    datasets: _containers.RepeatedCompositeFieldContainer[Dataset]
+    views: _containers.RepeatedCompositeFieldContainer[View]
+    view_bases: _containers.RepeatedCompositeFieldContainer[Dataset]
+    tombstones: _containers.RepeatedCompositeFieldContainer[DatasetTombstones]
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    memory_namespaces: _containers.RepeatedScalarFieldContainer[str]
+    default_chat_model: str
+    def __init__(self, principal: _Optional[str] = ..., role: _Optional[str] = ..., profile: _Optional[str] = ..., restricted: _Optional[bool] = ..., datasets: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., views: _Optional[_Iterable[_Union[View, _Mapping]]] = ..., view_bases: _Optional[_Iterable[_Union[Dataset, _Mapping]]] = ..., tombstones: _Optional[_Iterable[_Union[DatasetTombstones, _Mapping]]] = ..., collections: _Optional[_Iterable[str]] = ..., memory_namespaces: _Optional[_Iterable[str]] = ..., default_chat_model: _Optional[str] = ...) -> None: ...
+
+class GetAccessPolicyRequest(_message.Message):
+    __slots__ = ("known_revision",)
+    KNOWN_REVISION_FIELD_NUMBER: _ClassVar[int]
+    known_revision: int
+    def __init__(self, known_revision: _Optional[int] = ...) -> None: ...
+
+class GetAccessPolicyResponse(_message.Message):
+    __slots__ = ("revision", "unchanged", "policy")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    unchanged: bool
+    policy: AccessPolicy
+    def __init__(self, revision: _Optional[int] = ..., unchanged: _Optional[bool] = ..., policy: _Optional[_Union[AccessPolicy, _Mapping]] = ...) -> None: ...
+
+class Denial(_message.Message):
+    __slots__ = ("time", "method", "principal", "code", "reason", "message", "request_id", "peer")
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    time: _timestamp_pb2.Timestamp
+    method: str
+    principal: str
+    code: str
+    reason: str
+    message: str
+    request_id: str
+    peer: str
+    def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., method: _Optional[str] = ..., principal: _Optional[str] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ..., message: _Optional[str] = ..., request_id: _Optional[str] = ..., peer: _Optional[str] = ...) -> None: ...
+
+class RecordDenialsRequest(_message.Message):
+    __slots__ = ("denials",)
+    DENIALS_FIELD_NUMBER: _ClassVar[int]
+    denials: _containers.RepeatedCompositeFieldContainer[Denial]
+    def __init__(self, denials: _Optional[_Iterable[_Union[Denial, _Mapping]]] = ...) -> None: ...
+
+class RecordDenialsResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...
 
 class Event(_message.Message):
     __slots__ = ("sequence", "time", "actor", "entity_type", "entity", "action", "before_json", "after_json", "request_id")

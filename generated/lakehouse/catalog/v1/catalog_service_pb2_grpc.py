@@ -169,6 +169,16 @@ class CatalogServiceStub:
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsRequest.SerializeToString,
                 response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsResponse.FromString,
                 _registered_method=True)
+        self.GetAccessPolicy = channel.unary_unary(
+                '/lakehouse.catalog.v1.CatalogService/GetAccessPolicy',
+                request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyRequest.SerializeToString,
+                response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyResponse.FromString,
+                _registered_method=True)
+        self.RecordDenials = channel.unary_unary(
+                '/lakehouse.catalog.v1.CatalogService/RecordDenials',
+                request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsRequest.SerializeToString,
+                response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsResponse.FromString,
+                _registered_method=True)
         self.ListEvents = channel.unary_unary(
                 '/lakehouse.catalog.v1.CatalogService/ListEvents',
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListEventsRequest.SerializeToString,
@@ -411,6 +421,26 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAccessPolicy(self, request, context):
+        """Returns the effective read policy of the calling principal: the datasets and views it may
+        read (views with their definitions and base datasets), the soft tombstones that hide rows of
+        them, and the collections and memory namespaces it may reach. The query, vector, memory and
+        chat services enforce it on every call. `revision` changes with every catalog change that can
+        alter a policy; a caller that sends the revision it holds gets `unchanged` and no policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordDenials(self, request, context):
+        """Journals calls the mesh's services denied (PERMISSION_DENIED, UNAUTHENTICATED) as events of
+        entity type "denial". Called by the services with the mesh token.
+        Errors: INVALID_ARGUMENT/TOO_MANY_DENIALS, PERMISSION_DENIED/ROLE_NOT_ALLOWED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListEvents(self, request, context):
         """Reads the audit journal: every catalog mutation, oldest first.
         Errors: INVALID_ARGUMENT/INVALID_TIME_RANGE, INVALID_ARGUMENT/INVALID_PAGE_TOKEN.
@@ -558,6 +588,16 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.ListDerivations,
                     request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsRequest.FromString,
                     response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsResponse.SerializeToString,
+            ),
+            'GetAccessPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccessPolicy,
+                    request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyRequest.FromString,
+                    response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyResponse.SerializeToString,
+            ),
+            'RecordDenials': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDenials,
+                    request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsRequest.FromString,
+                    response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsResponse.SerializeToString,
             ),
             'ListEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvents,
@@ -1277,6 +1317,60 @@ class CatalogService:
             '/lakehouse.catalog.v1.CatalogService/ListDerivations',
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsRequest.SerializeToString,
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccessPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lakehouse.catalog.v1.CatalogService/GetAccessPolicy',
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyRequest.SerializeToString,
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.GetAccessPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDenials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lakehouse.catalog.v1.CatalogService/RecordDenials',
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsRequest.SerializeToString,
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RecordDenialsResponse.FromString,
             options,
             channel_credentials,
             insecure,

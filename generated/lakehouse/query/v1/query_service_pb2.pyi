@@ -405,6 +405,32 @@ class VacuumResponse(_message.Message):
     dry_run: bool
     def __init__(self, dataset: _Optional[str] = ..., files_deleted: _Optional[_Iterable[str]] = ..., bytes_deleted: _Optional[int] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
+class DeleteRowsRequest(_message.Message):
+    __slots__ = ("dataset", "key_column", "key_values", "erasure_id", "dry_run")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KEY_COLUMN_FIELD_NUMBER: _ClassVar[int]
+    KEY_VALUES_FIELD_NUMBER: _ClassVar[int]
+    ERASURE_ID_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    key_column: str
+    key_values: _containers.RepeatedScalarFieldContainer[str]
+    erasure_id: str
+    dry_run: bool
+    def __init__(self, dataset: _Optional[str] = ..., key_column: _Optional[str] = ..., key_values: _Optional[_Iterable[str]] = ..., erasure_id: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
+class DeleteRowsResponse(_message.Message):
+    __slots__ = ("version_before", "version_after", "rows_removed", "files_removed")
+    VERSION_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_AFTER_FIELD_NUMBER: _ClassVar[int]
+    ROWS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    FILES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    version_before: int
+    version_after: int
+    rows_removed: int
+    files_removed: int
+    def __init__(self, version_before: _Optional[int] = ..., version_after: _Optional[int] = ..., rows_removed: _Optional[int] = ..., files_removed: _Optional[int] = ...) -> None: ...
+
 class DatasetVersion(_message.Message):
     __slots__ = ("version", "commit_time", "operation", "row_count", "schema_fingerprint", "actor", "source", "content_sha256", "delta_version")
     VERSION_FIELD_NUMBER: _ClassVar[int]

@@ -87,6 +87,11 @@ class QueryServiceStub:
                 request_serializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumRequest.SerializeToString,
                 response_deserializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumResponse.FromString,
                 _registered_method=True)
+        self.DeleteRows = channel.unary_unary(
+                '/lakehouse.query.v1.QueryService/DeleteRows',
+                request_serializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsRequest.SerializeToString,
+                response_deserializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsResponse.FromString,
+                _registered_method=True)
         self.GetDatasetHistory = channel.unary_unary(
                 '/lakehouse.query.v1.QueryService/GetDatasetHistory',
                 request_serializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.GetDatasetHistoryRequest.SerializeToString,
@@ -218,6 +223,18 @@ class QueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteRows(self, request, context):
+        """Deletes the rows whose key column holds one of the given values, as a new dataset version,
+        then removes from the bucket every data file the new version does not reference, so the
+        bytes of the rows are gone (time travel to earlier versions ends). The catalog calls it for a
+        hard erasure; admins only.
+        Errors: NOT_FOUND/DATASET_NOT_FOUND, INVALID_ARGUMENT/UNKNOWN_COLUMN,
+        INVALID_ARGUMENT/EMPTY_KEYS, ABORTED/COMMIT_CONFLICT.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDatasetHistory(self, request, context):
         """Lists a dataset's versions, newest first: the catalog's registered history, passed
         through so query clients can pick `as_of` versions without a catalog channel.
@@ -270,6 +287,11 @@ def add_QueryServiceServicer_to_server(servicer, server):
                     servicer.Vacuum,
                     request_deserializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumRequest.FromString,
                     response_serializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumResponse.SerializeToString,
+            ),
+            'DeleteRows': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRows,
+                    request_deserializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsRequest.FromString,
+                    response_serializer=lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsResponse.SerializeToString,
             ),
             'GetDatasetHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDatasetHistory,
@@ -506,6 +528,33 @@ class QueryService:
             '/lakehouse.query.v1.QueryService/Vacuum',
             lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumRequest.SerializeToString,
             lakehouse_dot_query_dot_v1_dot_query__service__pb2.VacuumResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lakehouse.query.v1.QueryService/DeleteRows',
+            lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsRequest.SerializeToString,
+            lakehouse_dot_query_dot_v1_dot_query__service__pb2.DeleteRowsResponse.FromString,
             options,
             channel_credentials,
             insecure,

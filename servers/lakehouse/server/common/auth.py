@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ class Principal:
 
 
 LOCAL_ADMIN = Principal(name="local-admin", role="admin")
+MESH = Principal(name="mesh", role="service")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,15 @@ class _Entry:
 class TokenAuthenticator:
     """Maps a presented bearer token to its principal, or refuses it."""
 
-    def __init__(self, entries: tuple[_Entry, ...]) -> None:
+    def __init__(self, entries: tuple[_Entry, ...], mesh_token: str = "") -> None:
         self._entries = entries
+        self._mesh_token = mesh_token
+
+    @property
+    def mesh_authorization(self) -> str:
+        """The authorization header services send when they act on their own behalf; empty
+        when authentication is off."""
+        return f"Bearer {self._mesh_token}" if self._mesh_token else ""
 
     @property
     def enabled(self) -> bool:
@@ -57,7 +66,11 @@ class TokenAuthenticator:
                     raise ConfigError(f"auth.tokens.{i}: environment variable {token.env} is unset or empty")
                 digest = hashlib.sha256(value.encode()).digest()
             entries.append(_Entry(digest, principal))
-        return cls(tuple(entries))
+        if not entries:
+            return cls(())
+        mesh_token = _mesh_token(auth, environ)
+        entries.append(_Entry(hashlib.sha256(mesh_token.encode()).digest(), MESH))
+        return cls(tuple(entries), mesh_token)
 
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an `authorization: Bearer <token>` header value."""
@@ -77,6 +90,16 @@ class TokenAuthenticator:
         if match is None:
             raise Unauthenticated("token not recognised", reason="INVALID_TOKEN")
         return match
+
+
+def _mesh_token(auth: AuthConfig, environ: Mapping[str, str]) -> str:
+    if not auth.mesh_token_env:
+        # Only services of this process can know it: enough for the all-in-one server.
+        return secrets.token_urlsafe(32)
+    value = environ.get(auth.mesh_token_env, "").strip()
+    if not value:
+        raise ConfigError(f"auth.mesh_token_env: environment variable {auth.mesh_token_env} is unset or empty")
+    return value
 
 
 def is_loopback(host: str) -> bool:

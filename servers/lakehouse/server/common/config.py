@@ -103,6 +103,10 @@ class TokenConfig:
     def __post_init__(self) -> None:
         if bool(self.sha256) == bool(self.env):
             raise ValueError("give exactly one of sha256 or env")
+        if self.role == "agent" and not self.profile:
+            raise ValueError("an agent token must name the model profile it is bound to")
+        if self.profile and self.role != "agent":
+            raise ValueError("only agent tokens are bound to a model profile")
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
@@ -111,6 +115,19 @@ class AuthConfig:
 
     tokens: tuple[TokenConfig, ...] = ()
     """Accepted tokens."""
+    mesh_token_env: str = ""
+    """Environment variable holding the token the services present to each other when they act on
+    their own behalf (journaling denials). Empty: each process makes up its own at start, which
+    reaches only the services in the same process."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class GovernanceConfig:
+    """AI-safe views, tombstones and erasure."""
+
+    hash_salt_env: str = ""
+    """Environment variable holding the salt of hashed view columns. Empty: a random salt is made
+    once and kept in <data_dir>/secrets/view-hash-salt. Every query replica needs the same salt."""
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
@@ -241,6 +258,8 @@ class Config:
     """[catalog]"""
     query: QueryConfig = field(default_factory=QueryConfig)
     """[query]"""
+    governance: GovernanceConfig = field(default_factory=GovernanceConfig)
+    """[governance]"""
 
     @property
     def data_dir(self) -> Path:

@@ -1,9 +1,14 @@
-"""What each role may call. One table, checked by the interceptor for every RPC.
+"""What each role may call. One table, checked by the interceptor for every RPC and Flight call.
 
 - admin: everything.
-- writer: everything except administration (buckets, erasure, profiles).
-- reader: read-only calls.
-- agent: read-only calls plus writing its own memory (profiles narrow what it sees further).
+- writer: everything except administration (buckets, erasure, profiles, row deletion).
+- reader: read-only calls, tombstone values excepted (they are the keys of erased rows).
+- agent: read-only calls on the data services plus writing memory; never raw objects, the
+  journal or erasure records. Its model profile narrows what it sees further, in each service.
+- service: the mesh's own identity (the mesh token); journals denials and nothing else.
+
+Finer rules that depend on the request (a retention below the minimum, applying tombstones,
+a profile's bindings) are checked by the domain code, which raises the same PERMISSION_DENIED.
 """
 
 from __future__ import annotations
@@ -26,36 +31,78 @@ _READ_PREFIXES = (
     "Answer",
 )
 _ADMIN_ONLY = frozenset(
-    {"CreateBucket", "DeleteBucket", "EraseRows", "RestoreRows", "CreateProfile", "UpdateProfile", "DeleteProfile"}
+    {
+        "CreateBucket",
+        "DeleteBucket",
+        "EraseRows",
+        "RestoreRows",
+        "CreateProfile",
+        "UpdateProfile",
+        "DeleteProfile",
+        "DeleteRows",
+    }
+)
+_SERVICE_CALLS = frozenset({"RecordDenials"})
+_WRITER_READS = frozenset({"ListTombstones"})
+# Agents read data only through the services that apply their profile: never raw objects.
+_AGENT_HIDDEN = frozenset(
+    {
+        "ListEvents",
+        "ListTombstones",
+        "ListErasures",
+        "GetErasureReceipt",
+        "ListDerivations",
+        "GetObject",
+        "ListObjects",
+        "StatObject",
+    }
 )
 _AGENT_WRITES = frozenset(
     {"AddTrace", "UpdateTrace", "ReviseTrace", "RetireTrace", "RecordPlaybook", "RecordPlaybookBatch"}
 )
+ROLES = ("admin", "writer", "reader", "agent")
 
 
 def is_read_only(method: str) -> bool:
     return method.startswith(_READ_PREFIXES)
 
 
-def may_call(role: str, method: str) -> bool:
-    """Whether `role` may call the RPC named `method` (the part after the last '/')."""
+def may_call(role: str, full_method: str) -> bool:
+    """Whether `role` may call `full_method` ("/package.Service/Method" or "/flight/Method")."""
+    method = full_method.rsplit("/", 1)[-1]
     if role == "admin":
         return True
+    if role == "service":
+        return method in _SERVICE_CALLS or method == "WhoAmI"
+    if method in _SERVICE_CALLS:
+        return False
     if role == "writer":
         return method not in _ADMIN_ONLY
-    if role == "agent":
-        return is_read_only(method) or method in _AGENT_WRITES
     if role == "reader":
-        return is_read_only(method)
+        return is_read_only(method) and method not in _WRITER_READS
+    if role == "agent":
+        if method in _AGENT_HIDDEN:
+            return False
+        return is_read_only(method) or method in _AGENT_WRITES
     return False
 
 
 def require(principal: Principal, full_method: str) -> None:
     """Refuses the call when the principal's role does not allow it."""
-    method = full_method.rsplit("/", 1)[-1]
-    if not may_call(principal.role, method):
+    if not may_call(principal.role, full_method):
+        method = full_method.rsplit("/", 1)[-1]
         raise PermissionDenied(
             f"{principal.name} has the {principal.role} role, which may not call {method}",
             reason="ROLE_NOT_ALLOWED",
             metadata={"role": principal.role, "method": method},
+        )
+
+
+def require_admin(principal: Principal, what: str) -> None:
+    """For request-dependent rules: `what` needs the admin role."""
+    if principal.role != "admin":
+        raise PermissionDenied(
+            f"{what} needs the admin role; {principal.name} has the {principal.role} role",
+            reason="ADMIN_REQUIRED",
+            metadata={"role": principal.role},
         )
