@@ -238,3 +238,15 @@ class AsyncQueryClient(BaseAsyncClient):
     async def history(self, dataset: str, *, page_size: int = 0, page_token: str = "") -> pb.GetDatasetHistoryResponse:
         request = pb.GetDatasetHistoryRequest(dataset=dataset, page_size=page_size, page_token=page_token)
         return await self._unary(self._stub.GetDatasetHistory, request)
+
+    async def delete_rows(
+        self, dataset: str, key_column: str, key_values: Sequence[str], *, erasure_id: str = "", dry_run: bool = False
+    ) -> pb.DeleteRowsResponse:
+        """Deletes the rows whose `key_column` holds one of `key_values` (admins only); with
+        `dry_run`, counts them and changes nothing."""
+        request = pb.DeleteRowsRequest(
+            dataset=dataset, key_column=key_column, key_values=list(key_values), erasure_id=erasure_id, dry_run=dry_run
+        )
+        # A repeat after a commit would find nothing left and report no rows: retried only when the
+        # request was never sent, unless it is a dry run.
+        return await self._unary(self._stub.DeleteRows, request, idempotent=dry_run)
