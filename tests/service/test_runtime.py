@@ -21,6 +21,7 @@ from lakehouse.client.errors import (
     UnauthenticatedError,
     UnimplementedError,
 )
+from lakehouse.client.memory import AsyncMemoryClient
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
@@ -101,10 +102,7 @@ async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) 
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
     assert "/lakehouse.vector.v1.VectorService/Search is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
-        await mesh.catalog._unary(
-            mesh.catalog._stub.ListViews,
-            __import__("lakehouse.catalog.v1.catalog_service_pb2", fromlist=["x"]).ListViewsRequest(),
-        )
+        await AsyncMemoryClient(mesh.channel).forget_source_rows("workers", ["1"], reason="erasure")
     assert unimplemented.value.reason == "NOT_IMPLEMENTED"
 
 

@@ -41,7 +41,7 @@ def _pending_binding(name: str) -> ServiceBinding:
 
 
 # Peers each built service calls; a peer not hosted here needs an address in [mesh].
-PEERS = {"catalog": ("storage",), "query": ("catalog", "storage")}
+PEERS = {"catalog": ("storage", "query"), "query": ("catalog", "storage")}
 
 
 def _require_peers(config: Config, services: Sequence[str]) -> None:

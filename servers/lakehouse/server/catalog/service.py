@@ -1,5 +1,8 @@
 """Catalog domain: datasets, versions, PII tags, lineage and the audit journal. No grpc here.
 
+Governance (views, profiles, access policies, erasure) lives beside it in governance.py and
+erasure.py, on the same store and journal.
+
 Database work is blocking and runs through the injected `run` (a bounded executor); the bucket
 check reaches the storage service through the injected `BucketDirectory`.
 """
@@ -18,10 +21,13 @@ import pyarrow as pa
 
 from lakehouse.client.arrow import schema_ipc
 from lakehouse.server.catalog import schema as schemas
+from lakehouse.server.catalog.access import require_visible, visibility
 from lakehouse.server.catalog.errors import (
     ColumnNotFound,
     ConcurrentChange,
     DatasetNotFound,
+    InUse,
+    NameTaken,
     NotDatasetOwner,
     SchemaMismatch,
     TableVersionNotNewer,
@@ -35,6 +41,7 @@ from lakehouse.server.catalog.store import (
     EventQuery,
     EventRecord,
     LineageRecord,
+    Tx,
     VersionRecord,
     unique_tags,
 )
@@ -60,6 +67,8 @@ UPDATABLE_DATASET_FIELDS = ("description", "owner", "tags")
 # Fields whose change only the owner or an admin may make: they decide who governs the PII tags.
 OWNER_ONLY_FIELDS = ("owner", "tags")
 INT64_MAX = 2**63 - 1
+# Journaled entities whose changes can alter an access policy: they bump its revision.
+POLICY_ENTITIES = frozenset({"dataset", "view", "profile", "tombstone"})
 
 
 def dataset_id(name: str) -> str:
@@ -128,10 +137,27 @@ class NewVersion:
     allow_additive_evolution: bool = False
 
 
-class CatalogService:
-    def __init__(self, store: CatalogStore, run: Runner, buckets: BucketDirectory, default_bucket: str) -> None:
+class StoreUnit:
+    """What every part of the catalog domain holds: the store and the executor that runs its work."""
+
+    def __init__(self, store: CatalogStore, run: Runner) -> None:
         self._store = store
         self._run = run
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Runs a writing transaction in the executor, once more if it lost a race (see `retried`)."""
+        result: T = await self._run(retried, fn, *args)
+        return result
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(tx, *args)` in a read-only transaction; blocking, so run it through `self._run`."""
+        with self._store.transaction(read_only=True) as tx:
+            return fn(tx, *args)
+
+
+class CatalogService(StoreUnit):
+    def __init__(self, store: CatalogStore, run: Runner, buckets: BucketDirectory, default_bucket: str) -> None:
+        super().__init__(store, run)
         self._buckets = buckets
         self._default_bucket = default_bucket
 
@@ -149,19 +175,21 @@ class CatalogService:
         await self._buckets.require(bucket, "dataset.bucket")
         return await self._write(self._create_dataset, new, schema, sample, bucket)
 
-    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Runs a writing transaction in the executor, once more if it lost a race (see `_retried`)."""
-        result: T = await self._run(_retried, fn, *args)
-        return result
-
     def _create_dataset(
         self, new: NewDataset, schema: pa.Schema, sample: pa.Table | None, bucket: str
     ) -> tuple[DatasetRecord, bool]:
         now = datetime.now(UTC)
         with self._store.transaction() as tx:
+            tx.lock_name(new.name)
             existing = tx.dataset(new.name, for_update=True)
             if existing is not None:
                 return self._reregister(tx, existing, new, schema, sample, now)
+            if tx.view(new.name) is not None:
+                raise NameTaken(
+                    f"a view named {new.name!r} exists: datasets and views share one namespace (they are SQL "
+                    "table names); pick another name",
+                    reason="VIEW_ALREADY_EXISTS",
+                )
             record = DatasetRecord(
                 id=dataset_id(new.name),
                 name=new.name,
@@ -181,7 +209,7 @@ class CatalogService:
             )
             tx.insert_dataset(record)
             tx.insert_version(record.id, _version(1, "CREATE", record, now))
-            _journal(tx, now, "dataset", record.name, "create", None, record.summary())
+            journal(tx, now, "dataset", record.name, "create", None, record.summary())
             return record, True
 
     def _reregister(
@@ -208,15 +236,17 @@ class CatalogService:
         )
         tx.update_dataset(evolved)
         tx.insert_version(existing.id, _version(version, "SCHEMA_EVOLUTION", evolved, now))
-        _journal(tx, now, "dataset", existing.name, "evolve_schema", existing.summary(), evolved.summary())
+        journal(tx, now, "dataset", existing.name, "evolve_schema", existing.summary(), evolved.summary())
         return evolved, True
 
     async def get_dataset(self, name_or_id: str, field: str = "dataset") -> DatasetRecord:
         return await self._run(self._get_dataset, check_lookup(name_or_id, field))
 
     def _get_dataset(self, name_or_id: str) -> DatasetRecord:
+        """The dataset, if the caller may see it (agents: only those their profile binds)."""
         with self._store.transaction(read_only=True) as tx:
             record = tx.dataset(name_or_id)
+            require_visible(visibility(tx), "dataset", name_or_id, record.name if record else None)
         if record is None:
             raise DatasetNotFound(name_or_id)
         return record
@@ -229,24 +259,14 @@ class CatalogService:
 
         def load() -> list[DatasetRecord]:
             with self._store.transaction(read_only=True) as tx:
-                return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix)
+                seen = visibility(tx)
+                names = seen.datasets if seen is not None else None
+                return tx.datasets(page.after, page.size + 1, tag, owner, name_prefix, names)
 
         return page_of(await self._run(load), page, lambda d: d.name)
 
     async def update_dataset(self, name_or_id: str, paths: Sequence[str], values: dict[str, Any]) -> DatasetRecord:
-        if not paths:
-            raise invalid_field(
-                "update_mask",
-                f"name the fields to change: {', '.join(UPDATABLE_DATASET_FIELDS)}",
-                reason="INVALID_UPDATE_MASK",
-            )
-        unknown = [p for p in paths if p not in UPDATABLE_DATASET_FIELDS]
-        if unknown:
-            raise invalid_field(
-                "update_mask",
-                f"cannot update {', '.join(unknown)}; allowed: {', '.join(UPDATABLE_DATASET_FIELDS)}",
-                reason="INVALID_UPDATE_MASK",
-            )
+        check_update_mask(paths, UPDATABLE_DATASET_FIELDS)
         check_text("dataset.description", values["description"], MAX_LONG_TEXT)
         check_text("dataset.owner", values["owner"], MAX_SHORT_TEXT)
         check_tags("dataset.tags", values["tags"])
@@ -263,7 +283,7 @@ class CatalogService:
             changes: dict[str, Any] = {p: unique_tags(values[p]) if p == "tags" else values[p] for p in paths}
             after = replace(before, **changes, update_time=now)
             tx.update_dataset(after)
-            _journal(tx, now, "dataset", before.name, "update", before.summary(), after.summary())
+            journal(tx, now, "dataset", before.name, "update", before.summary(), after.summary())
             return after
 
     async def delete_dataset(self, name_or_id: str) -> DatasetRecord:
@@ -276,8 +296,9 @@ class CatalogService:
             if record is None:
                 raise DatasetNotFound(name_or_id)
             _require_owner(record, "delete it")
-            tx.delete_dataset(record.id)
-            _journal(tx, now, "dataset", record.name, "delete", record.summary(), None)
+            _require_unused(tx, record.name)
+            tx.delete_dataset(record)
+            journal(tx, now, "dataset", record.name, "delete", record.summary(), None)
             return record
 
     # -- versions ------------------------------------------------------------------------------
@@ -324,9 +345,8 @@ class CatalogService:
                 raise TableVersionNotNewer(
                     f"table version {new.table_version} is not newer than {last}, the last one registered for {before.name!r}"
                 )
-            if schemas.fingerprint(schema) != before.fingerprint and new.operation != "OVERWRITE":
-                current = pa.ipc.open_stream(before.schema_ipc).schema
-                _check_evolution(before.name, current, schema, new.allow_additive_evolution)
+            if schemas.fingerprint(schema) != before.fingerprint:
+                _check_new_schema(tx, before, schema, new)
             after = replace(
                 before,
                 schema_ipc=schema_ipc(schema),
@@ -354,7 +374,7 @@ class CatalogService:
             )
             tx.update_dataset(after)
             tx.insert_version(after.id, version)
-            _journal(
+            journal(
                 tx,
                 now,
                 "dataset",
@@ -366,7 +386,7 @@ class CatalogService:
             return after, version, False
 
     async def history(self, name_or_id: str, page: Page, content_sha256: str = "") -> tuple[list[VersionRecord], str]:
-        before = _int_token(page.after, "page_token")
+        before = int_token(page.after, "page_token")
         check_lookup(name_or_id, "dataset")
         check_text("content_sha256", content_sha256, 64)
 
@@ -417,7 +437,7 @@ class CatalogService:
             columns = tuple(replace(c, pii=pii, source="owner") if c.name == column else c for c in before.columns)
             after = replace(before, columns=columns, update_time=now)
             tx.update_dataset(after)
-            _journal(
+            journal(
                 tx,
                 now,
                 "dataset",
@@ -437,7 +457,7 @@ class CatalogService:
             raise invalid_field("end_time", "must be after start_time", reason="INVALID_TIME_RANGE")
         check_text("entity_type", entity_type, MAX_SHORT_TEXT)
         check_text("entity", entity, MAX_SHORT_TEXT)
-        after = _int_token(page.after, "page_token") or 0
+        after = int_token(page.after, "page_token") or 0
         query = EventQuery(after, page.size + 1, entity_type, entity, start, end)
 
         def load() -> list[EventRecord]:
@@ -446,9 +466,112 @@ class CatalogService:
 
         return page_of(await self._run(load), page, lambda e: str(e.sequence))
 
+    async def record_denials(self, denials: Sequence[Denial]) -> int:
+        """Journals calls the mesh's services denied; they change no policy, so no revision bump."""
+        if len(denials) > MAX_DENIALS:
+            raise invalid_field("denials", f"at most {MAX_DENIALS} per call", reason="TOO_MANY_DENIALS")
+        for i, denial in enumerate(denials):
+            if denial.code not in DENIAL_CODES:
+                raise invalid_field(
+                    f"denials[{i}].code", f"must be one of {', '.join(DENIAL_CODES)}", reason="INVALID_DENIAL"
+                )
+        return await self._write(self._record_denials, tuple(denials))
+
+    def _record_denials(self, denials: tuple[Denial, ...]) -> int:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            for d in denials:
+                details = {
+                    "code": d.code,
+                    "reason": _clip(d.reason, MAX_SHORT_TEXT),
+                    "message": _clip(d.message, MAX_DENIAL_MESSAGE),
+                    "peer": _clip(d.peer, MAX_SHORT_TEXT),
+                }
+                tx.append_event(
+                    d.time or now,
+                    _clip(d.principal, MAX_SHORT_TEXT) or "anonymous",
+                    "denial",
+                    _clip(d.method, MAX_SHORT_TEXT),
+                    d.code.lower(),
+                    None,
+                    details,
+                    _clip(d.request_id, 128),
+                )
+        return len(denials)
+
+
+@dataclass(frozen=True)
+class Denial:
+    """A call a service refused, as it reports it."""
+
+    time: datetime | None
+    method: str
+    principal: str
+    code: str
+    reason: str
+    message: str
+    request_id: str
+    peer: str
+
+
+MAX_DENIALS = 1000
+MAX_DENIAL_MESSAGE = 1000
+DENIAL_CODES = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+
+
+def _clip(text: str, limit: int) -> str:
+    """Text a journal column can hold: no NUL (PostgreSQL refuses it), at most `limit` characters."""
+    text = text.replace("\x00", "")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_update_mask(paths: Sequence[str], allowed: Sequence[str]) -> None:
+    """An update names at least one field, and only fields it may change."""
+    if not paths:
+        raise invalid_field(
+            "update_mask", f"name the fields to change: {', '.join(allowed)}", reason="INVALID_UPDATE_MASK"
+        )
+    unknown = [p for p in paths if p not in allowed]
+    if unknown:
+        raise invalid_field(
+            "update_mask",
+            f"cannot update {', '.join(unknown)}; allowed: {', '.join(allowed)}",
+            reason="INVALID_UPDATE_MASK",
+        )
+
+
+def _check_new_schema(tx: Tx, before: DatasetRecord, schema: pa.Schema, new: NewVersion) -> None:
+    """Commits other than overwrites evolve a schema additively at most. An overwrite may replace
+    it, unless views read the dataset: they name its columns, so those must stay."""
+    current = pa.ipc.open_stream(before.schema_ipc).schema
+    if new.operation != "OVERWRITE":
+        _check_evolution(before.name, current, schema, new.allow_additive_evolution)
+        return
+    dependents = tx.views_over(before.name)
+    if dependents and not schemas.is_additive(current, schema):
+        raise _mismatch(
+            f"views {', '.join(schemas.capped(dependents))} read {before.name!r}, so an overwrite may only "
+            "append nullable columns to its schema",
+            current,
+            schema,
+        )
+
+
+def _require_unused(tx: Tx, dataset: str) -> None:
+    """Views over a dataset and profiles binding it would dangle if it went."""
+    views = tx.views_over(dataset)
+    profiles = tx.profiles_binding("datasets", dataset)
+    if views or profiles:
+        named = [f"view {v}" for v in views] + [f"profile {p}" for p in profiles]
+        raise InUse(
+            f"dataset {dataset!r} is in use by {', '.join(schemas.capped(named))}: delete those views and remove "
+            "it from those profiles first",
+            reason="DATASET_IN_USE",
+            metadata={"views": ",".join(views[:50]), "profiles": ",".join(profiles[:50])},
+        )
+
 
 def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_additive: bool) -> None:
-    change = schemas.diff(current, proposed)
     if allow_additive and schemas.is_additive(current, proposed):
         return
     hint = (
@@ -460,8 +583,13 @@ def _check_evolution(name: str, current: pa.Schema, proposed: pa.Schema, allow_a
             else ""
         )
     )
-    raise SchemaMismatch(
-        f"schema of {name!r} differs from the registered one: {change.summary()}{hint}",
+    raise _mismatch(f"schema of {name!r} differs from the registered one", current, proposed, hint)
+
+
+def _mismatch(what: str, current: pa.Schema, proposed: pa.Schema, hint: str = "") -> SchemaMismatch:
+    change = schemas.diff(current, proposed)
+    return SchemaMismatch(
+        f"{what}: {change.summary()}{hint}",
         metadata={
             "added": json.dumps(schemas.capped(change.added)),
             "removed": json.dumps(schemas.capped(change.removed)),
@@ -475,7 +603,7 @@ def _decode(schema_ipc: bytes, schema_field: str, sample_ipc: bytes) -> tuple[pa
     return schemas.decode_schema(schema_ipc, schema_field), schemas.decode_table(sample_ipc, "sample")
 
 
-def _retried(fn: Callable[..., T], *args: Any) -> T:
+def retried(fn: Callable[..., T], *args: Any) -> T:
     """Calls `fn` once more after it lost a race to insert the same key (two creates of one name).
 
     The whole transaction rolled back, so the second attempt takes the ordinary path and sees
@@ -530,14 +658,28 @@ def _version(number: int, operation: str, record: DatasetRecord, now: datetime) 
     )
 
 
-def _journal(tx: Any, now: datetime, entity_type: str, entity: str, action: str, before: Any, after: Any) -> None:
+def journal(
+    tx: Tx,
+    now: datetime,
+    entity_type: str,
+    entity: str,
+    action: str,
+    before: Any,
+    after: Any,
+    *,
+    changes_policy: bool | None = None,
+) -> None:
+    """Appends the audit event of a mutation, in its transaction. A change that can alter an
+    access policy (by default: of a dataset, view, profile or tombstones) bumps its revision."""
     call = current_call()
     tx.append_event(
         now, current_principal().name, entity_type, entity, action, before, after, call.request_id if call else ""
     )
+    if changes_policy if changes_policy is not None else entity_type in POLICY_ENTITIES:
+        tx.bump_policy_revision()
 
 
-def _int_token(value: str | None, field: str) -> int | None:
+def int_token(value: str | None, field: str) -> int | None:
     """A numeric cursor; anything outside 0..int64 max is not one this server issued."""
     if value is None:
         return None

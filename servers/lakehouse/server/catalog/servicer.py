@@ -1,4 +1,4 @@
-"""CatalogService glue: protobuf <-> domain. Governance RPCs answer UNIMPLEMENTED until they land."""
+"""CatalogService glue: protobuf <-> domain, a few lines per RPC."""
 
 from __future__ import annotations
 
@@ -8,110 +8,49 @@ from typing import Any
 from lakehouse.catalog.v1 import catalog_service_pb2 as pb
 from lakehouse.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from lakehouse.client.storage import AsyncStorageClient
-from lakehouse.common.v1 import arrow_pb2
 from lakehouse.server.catalog import service as domain
-from lakehouse.server.catalog.store import (
-    CatalogStore,
-    DatasetRecord,
-    EventRecord,
-    LineageRecord,
-    VersionRecord,
-    create_catalog_engine,
+from lakehouse.server.catalog.convert import (
+    dataset_pb,
+    derivation_pb,
+    derivation_record,
+    enum_name,
+    event_pb,
+    policy_pb,
+    profile_pb,
+    profile_record,
+    receipt_pb,
+    tombstone_pb,
+    version_pb,
+    view_pb,
+    view_record,
 )
+from lakehouse.server.catalog.erasure import ErasureService
+from lakehouse.server.catalog.governance import GovernanceService
+from lakehouse.server.catalog.peers import DerivedPeers, QueryRows, VectorCollections
+from lakehouse.server.catalog.store import CatalogStore, LineageRecord, create_catalog_engine
 from lakehouse.server.common.app import ServiceBinding
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import current_principal
-from lakehouse.server.common.convert import from_timestamp, to_timestamp
+from lakehouse.server.common.convert import from_timestamp
 from lakehouse.server.common.errors import NotFound
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.paging import page_request
 from lakehouse.server.common.peers import PeerChannels
-from lakehouse.server.common.unimplemented import unimplemented_base
 
 SERVICE = pb.DESCRIPTOR.services_by_name["CatalogService"]
-_SOURCES = {"detected": pb.SENSITIVITY_SOURCE_DETECTED, "owner": pb.SENSITIVITY_SOURCE_OWNER}
-
-_Base: type = unimplemented_base(
-    pb_grpc.CatalogServiceServicer,
-    SERVICE,
-    "governance (views, profiles, tombstones, erasure, derivations) is not part of this release",
-)
 
 
-def dataset_pb(record: DatasetRecord) -> pb.Dataset:
-    return pb.Dataset(
-        id=record.id,
-        name=record.name,
-        bucket=record.bucket,
-        location=record.location,
-        schema=arrow_pb2.ArrowSchema(arrow_ipc=record.schema_ipc),
-        columns=[
-            pb.Column(
-                name=c.name,
-                arrow_type=c.arrow_type,
-                nullable=c.nullable,
-                pii=[pb.PiiKind.Value(f"PII_KIND_{k}") for k in c.pii],
-                sensitivity_source=_SOURCES[c.source],
-            )
-            for c in record.columns
-        ],
-        schema_fingerprint=record.fingerprint,
-        description=record.description,
-        owner=record.owner,
-        tags=list(record.tags),
-        current_version=record.current_version,
-        row_count=record.row_count,
-        size_bytes=record.size_bytes,
-        create_time=to_timestamp(record.create_time),
-        update_time=to_timestamp(record.update_time),
-        table_version=record.table_version,
-    )
-
-
-def version_pb(record: VersionRecord) -> pb.DatasetVersion:
-    lineage = record.lineage
-    return pb.DatasetVersion(
-        version=record.version,
-        operation=pb.VersionOperation.Value(f"VERSION_OPERATION_{record.operation}"),
-        row_count=record.row_count,
-        size_bytes=record.size_bytes,
-        files=list(record.files),
-        actor=record.actor,
-        create_time=to_timestamp(record.create_time),
-        lineage=pb.Lineage(
-            source_system=lineage.source_system,
-            source_reference=lineage.source_reference,
-            job_id=lineage.job_id,
-            attributes=lineage.attributes,
-        ),
-        schema_fingerprint=record.fingerprint,
-        content_sha256=record.content_sha256,
-        table_version=record.table_version,
-    )
-
-
-def event_pb(record: EventRecord) -> pb.Event:
-    return pb.Event(
-        sequence=record.sequence,
-        time=to_timestamp(record.time),
-        actor=record.actor,
-        entity_type=record.entity_type,
-        entity=record.entity,
-        action=record.action,
-        before_json=record.before_json,
-        after_json=record.after_json,
-        request_id=record.request_id,
-    )
-
-
-def _operation_name(value: int) -> str:
-    name = pb.VersionOperation.Name(value) if value in pb.VersionOperation.values() else ""
-    return name.removeprefix("VERSION_OPERATION_")
-
-
-class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
-    def __init__(self, service: domain.CatalogService, auth_enabled: bool) -> None:
+class CatalogServicer(pb_grpc.CatalogServiceServicer):
+    def __init__(
+        self,
+        service: domain.CatalogService,
+        governance: GovernanceService,
+        erasure: ErasureService,
+        auth_enabled: bool,
+    ) -> None:
         self._svc = service
+        self._gov = governance
+        self._erasure = erasure
         self._auth_enabled = auth_enabled
 
     async def CreateDataset(self, request: pb.CreateDatasetRequest, context: Any) -> pb.CreateDatasetResponse:
@@ -154,7 +93,7 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
         new = domain.NewVersion(
             dataset=request.dataset,
             table_version=request.table_version,
-            operation=_operation_name(request.operation),
+            operation=enum_name(pb.VersionOperation, "VERSION_OPERATION_", request.operation),
             schema_ipc=request.schema.arrow_ipc,
             row_count=request.row_count,
             size_bytes=request.size_bytes,
@@ -200,6 +139,109 @@ class CatalogServicer(_Base):  # type: ignore[misc,valid-type]
         end = from_timestamp(request.end_time, request.HasField("end_time"), "end_time")
         rows, token = await self._svc.list_events(page, request.entity_type, request.entity, start, end)
         return pb.ListEventsResponse(events=[event_pb(e) for e in rows], next_page_token=token)
+
+    # -- views ---------------------------------------------------------------------------------
+
+    async def CreateView(self, request: pb.CreateViewRequest, context: Any) -> pb.CreateViewResponse:
+        return pb.CreateViewResponse(view=view_pb(await self._gov.create_view(view_record(request.view))))
+
+    async def GetView(self, request: pb.GetViewRequest, context: Any) -> pb.GetViewResponse:
+        return pb.GetViewResponse(view=view_pb(await self._gov.get_view(request.name)))
+
+    async def ListViews(self, request: pb.ListViewsRequest, context: Any) -> pb.ListViewsResponse:
+        page = page_request(request.page_size, request.page_token)
+        rows, token = await self._gov.list_views(page, request.base_dataset)
+        return pb.ListViewsResponse(views=[view_pb(v) for v in rows], next_page_token=token)
+
+    async def UpdateView(self, request: pb.UpdateViewRequest, context: Any) -> pb.UpdateViewResponse:
+        record = await self._gov.update_view(view_record(request.view), list(request.update_mask.paths))
+        return pb.UpdateViewResponse(view=view_pb(record))
+
+    async def DeleteView(self, request: pb.DeleteViewRequest, context: Any) -> pb.DeleteViewResponse:
+        return pb.DeleteViewResponse(view=view_pb(await self._gov.delete_view(request.name)))
+
+    # -- profiles ------------------------------------------------------------------------------
+
+    async def CreateProfile(self, request: pb.CreateProfileRequest, context: Any) -> pb.CreateProfileResponse:
+        record = await self._gov.create_profile(profile_record(request.profile))
+        return pb.CreateProfileResponse(profile=profile_pb(record))
+
+    async def GetProfile(self, request: pb.GetProfileRequest, context: Any) -> pb.GetProfileResponse:
+        return pb.GetProfileResponse(profile=profile_pb(await self._gov.get_profile(request.id)))
+
+    async def ListProfiles(self, request: pb.ListProfilesRequest, context: Any) -> pb.ListProfilesResponse:
+        rows, token = await self._gov.list_profiles(page_request(request.page_size, request.page_token))
+        return pb.ListProfilesResponse(profiles=[profile_pb(p) for p in rows], next_page_token=token)
+
+    async def UpdateProfile(self, request: pb.UpdateProfileRequest, context: Any) -> pb.UpdateProfileResponse:
+        record = await self._gov.update_profile(profile_record(request.profile), list(request.update_mask.paths))
+        return pb.UpdateProfileResponse(profile=profile_pb(record))
+
+    async def DeleteProfile(self, request: pb.DeleteProfileRequest, context: Any) -> pb.DeleteProfileResponse:
+        return pb.DeleteProfileResponse(profile=profile_pb(await self._gov.delete_profile(request.id)))
+
+    async def GetAccessPolicy(self, request: pb.GetAccessPolicyRequest, context: Any) -> pb.GetAccessPolicyResponse:
+        revision, policy = await self._gov.access_policy(request.known_revision)
+        if policy is None:
+            return pb.GetAccessPolicyResponse(revision=revision, unchanged=True)
+        return pb.GetAccessPolicyResponse(revision=revision, policy=policy_pb(policy))
+
+    # -- erasure -------------------------------------------------------------------------------
+
+    async def EraseRows(self, request: pb.EraseRowsRequest, context: Any) -> pb.EraseRowsResponse:
+        mode = enum_name(pb.ErasureMode, "ERASURE_MODE_", request.mode)
+        receipt = await self._erasure.erase(
+            request.dataset, request.key_column, list(request.key_values), mode, request.reason
+        )
+        return pb.EraseRowsResponse(receipt=receipt_pb(receipt))
+
+    async def RestoreRows(self, request: pb.RestoreRowsRequest, context: Any) -> pb.RestoreRowsResponse:
+        restored = await self._erasure.restore(
+            request.dataset, list(request.key_values), request.reason, request.applied
+        )
+        return pb.RestoreRowsResponse(restored=restored)
+
+    async def ListTombstones(self, request: pb.ListTombstonesRequest, context: Any) -> pb.ListTombstonesResponse:
+        page = page_request(request.page_size, request.page_token)
+        rows, token = await self._erasure.list_tombstones(request.dataset, page)
+        return pb.ListTombstonesResponse(tombstones=[tombstone_pb(t) for t in rows], next_page_token=token)
+
+    async def GetErasureReceipt(
+        self, request: pb.GetErasureReceiptRequest, context: Any
+    ) -> pb.GetErasureReceiptResponse:
+        return pb.GetErasureReceiptResponse(receipt=receipt_pb(await self._erasure.get_receipt(request.id)))
+
+    async def ListErasures(self, request: pb.ListErasuresRequest, context: Any) -> pb.ListErasuresResponse:
+        page = page_request(request.page_size, request.page_token)
+        rows, token = await self._erasure.list_receipts(page, request.dataset)
+        return pb.ListErasuresResponse(receipts=[receipt_pb(r) for r in rows], next_page_token=token)
+
+    async def RegisterDerivation(
+        self, request: pb.RegisterDerivationRequest, context: Any
+    ) -> pb.RegisterDerivationResponse:
+        record = await self._erasure.register_derivation(derivation_record(request.derivation))
+        return pb.RegisterDerivationResponse(derivation=derivation_pb(record))
+
+    async def ListDerivations(self, request: pb.ListDerivationsRequest, context: Any) -> pb.ListDerivationsResponse:
+        page = page_request(request.page_size, request.page_token)
+        rows, token = await self._erasure.list_derivations(page, request.dataset)
+        return pb.ListDerivationsResponse(derivations=[derivation_pb(d) for d in rows], next_page_token=token)
+
+    async def RecordDenials(self, request: pb.RecordDenialsRequest, context: Any) -> pb.RecordDenialsResponse:
+        denials = [
+            domain.Denial(
+                time=from_timestamp(d.time, d.HasField("time"), f"denials[{i}].time"),
+                method=d.method,
+                principal=d.principal,
+                code=d.code,
+                reason=d.reason,
+                message=d.message,
+                request_id=d.request_id,
+                peer=d.peer,
+            )
+            for i, d in enumerate(request.denials)
+        ]
+        return pb.RecordDenialsResponse(recorded=await self._svc.record_denials(denials))
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Any) -> pb.WhoAmIResponse:
         principal = current_principal()
@@ -250,7 +292,10 @@ def build(config: Config, executor: BlockingExecutor, peers: PeerChannels, auth_
     store = CatalogStore(create_catalog_engine(config.catalog_url))
     store.create_schema()
     service = domain.CatalogService(store, executor.run, StorageBuckets(peers), config.storage.default_bucket)
-    servicer = CatalogServicer(service, auth_enabled)
+    token_profiles = frozenset(t.profile for t in config.auth.tokens if t.profile)
+    governance = GovernanceService(store, executor.run, VectorCollections(peers), token_profiles)
+    erasure = ErasureService(store, executor.run, QueryRows(peers), DerivedPeers(peers))
+    servicer = CatalogServicer(service, governance, erasure, auth_enabled)
 
     async def close() -> None:
         store.close()

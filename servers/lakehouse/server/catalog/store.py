@@ -11,7 +11,7 @@ import logging
 import sqlite3
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -90,6 +90,96 @@ events = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=False),
     sa.Index("ix_events_entity", "entity_type", "entity"),
     sa.Index("ix_events_time", "time_us"),
+)
+
+# -- governance: datasets are referred to by name (ids are derived from names anyway) ---------------
+
+views = sa.Table(
+    "views",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("base_dataset", sa.String(128), nullable=False, index=True),
+    sa.Column("columns_json", sa.Text, nullable=False),
+    sa.Column("row_filter", sa.Text, nullable=False),
+    sa.Column("redactions_json", sa.Text, nullable=False),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(256), nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("update_time_us", sa.BigInteger, nullable=False),
+)
+
+profiles = sa.Table(
+    "profiles",
+    metadata,
+    sa.Column("id", sa.String(63), primary_key=True),
+    sa.Column("description", sa.Text, nullable=False),
+    sa.Column("default_chat_model", sa.String(256), nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("update_time_us", sa.BigInteger, nullable=False),
+)
+
+# One row per binding; `kind` is the Profile field it belongs to ("datasets", "views", ...).
+profile_bindings = sa.Table(
+    "profile_bindings",
+    metadata,
+    sa.Column("profile_id", sa.String(63), sa.ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Index("ix_profile_bindings_target", "kind", "name"),
+)
+
+tombstones = sa.Table(
+    "tombstones",
+    metadata,
+    sa.Column("dataset", sa.String(128), primary_key=True),
+    sa.Column("key_value", sa.String(256), primary_key=True),
+    sa.Column("key_column", sa.String(256), nullable=False),
+    sa.Column("erasure_id", sa.String(36), nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+)
+
+erasures = sa.Table(
+    "erasures",
+    metadata,
+    sa.Column("sequence", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("dataset", sa.String(128), nullable=False, index=True),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("key_column", sa.String(256), nullable=False),
+    sa.Column("key_count", sa.BigInteger, nullable=False),
+    sa.Column("version_before", sa.BigInteger, nullable=False),
+    sa.Column("version_after", sa.BigInteger, nullable=False),
+    sa.Column("rows_removed", sa.BigInteger, nullable=False),
+    sa.Column("files_removed", sa.BigInteger, nullable=False),
+    sa.Column("downstream_json", sa.Text, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Column("start_time_us", sa.BigInteger, nullable=False),
+    sa.Column("complete_time_us", sa.BigInteger, nullable=True),
+)
+
+derivations = sa.Table(
+    "derivations",
+    metadata,
+    sa.Column("dataset", sa.String(128), primary_key=True),
+    sa.Column("target", sa.String(256), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("key_column", sa.String(256), nullable=False),
+    sa.Column("dataset_version", sa.BigInteger, nullable=False),
+    sa.Column("create_time_us", sa.BigInteger, nullable=False),
+    sa.Column("update_time_us", sa.BigInteger, nullable=False),
+)
+
+# One row: the access-policy revision, bumped in the transaction of every change that can alter
+# a policy, so callers holding the current revision are answered with a single-row read.
+policy_revision = sa.Table(
+    "policy_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("revision", sa.BigInteger, nullable=False),
 )
 
 _APPEND_ONLY = {
@@ -201,6 +291,144 @@ class EventRecord:
     request_id: str
 
 
+# Times of a record built from a request, before the store gives it real ones.
+UNSTORED = datetime.fromtimestamp(0, UTC)
+
+
+@dataclass(frozen=True)
+class RedactionRecord:
+    column: str
+    kind: str
+    """"NULL", "HASH" or "MASK"."""
+    keep_prefix: int = 0
+    keep_suffix: int = 0
+
+
+@dataclass(frozen=True)
+class ViewRecord:
+    name: str
+    base_dataset: str
+    columns: tuple[str, ...]
+    row_filter: str
+    redactions: tuple[RedactionRecord, ...] = ()
+    description: str = ""
+    owner: str = ""
+    create_time: datetime = UNSTORED
+    update_time: datetime = UNSTORED
+
+    def summary(self) -> dict[str, Any]:
+        """What the audit journal keeps of a view: its whole definition."""
+        return {
+            "name": self.name,
+            "base_dataset": self.base_dataset,
+            "columns": list(self.columns),
+            "row_filter": self.row_filter,
+            "redactions": [r.__dict__ for r in self.redactions],
+            "description": self.description,
+            "owner": self.owner,
+        }
+
+
+# Profile fields that hold bindings, in the order the contract lists them.
+BINDING_KINDS = ("datasets", "views", "collections", "memory_namespaces")
+
+
+@dataclass(frozen=True)
+class ProfileRecord:
+    id: str
+    description: str
+    datasets: tuple[str, ...]
+    views: tuple[str, ...]
+    collections: tuple[str, ...]
+    memory_namespaces: tuple[str, ...]
+    default_chat_model: str
+    create_time: datetime = UNSTORED
+    update_time: datetime = UNSTORED
+
+    def bindings(self) -> dict[str, tuple[str, ...]]:
+        return {kind: getattr(self, kind) for kind in BINDING_KINDS}
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "description": self.description, "default_chat_model": self.default_chat_model} | {
+            kind: list(names) for kind, names in self.bindings().items()
+        }
+
+
+@dataclass(frozen=True)
+class TombstoneRecord:
+    dataset: str
+    key_column: str
+    key_value: str
+    erasure_id: str
+    create_time: datetime
+
+
+@dataclass(frozen=True)
+class DownstreamRecord:
+    kind: str
+    """"vector_collection" or "memory_namespace"."""
+    target: str
+    deleted_count: int
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """An erasure receipt. Key values are never part of it, only their count."""
+
+    id: str
+    dataset: str
+    mode: str
+    """"SOFT" or "HARD"."""
+    actor: str
+    reason: str
+    key_column: str
+    key_count: int
+    version_before: int
+    version_after: int
+    state: str
+    """"RUNNING", "COMPLETE" or "FAILED"."""
+    start_time: datetime
+    rows_removed: int = 0
+    files_removed: int = 0
+    downstream: tuple[DownstreamRecord, ...] = ()
+    detail: str = ""
+    complete_time: datetime | None = None
+    sequence: int = 0
+    """Insertion order, for newest-first paging; 0 until stored."""
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "mode": self.mode,
+            "reason": self.reason,
+            "key_column": self.key_column,
+            "key_count": self.key_count,
+            "version_before": self.version_before,
+            "version_after": self.version_after,
+            "rows_removed": self.rows_removed,
+            "files_removed": self.files_removed,
+            "downstream": [d.__dict__ for d in self.downstream],
+            "state": self.state,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class DerivationRecord:
+    dataset: str
+    kind: str
+    """"VECTOR_COLLECTION" or "MEMORY_NAMESPACE"."""
+    target: str
+    key_column: str
+    dataset_version: int
+    create_time: datetime = UNSTORED
+    update_time: datetime = UNSTORED
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.endswith("_time")}
+
+
 @dataclass(frozen=True)
 class EventQuery:
     after_sequence: int
@@ -276,6 +504,9 @@ class CatalogStore:
             metadata.create_all(conn)
             for statement in _APPEND_ONLY.get(conn.dialect.name, []):
                 conn.exec_driver_sql(statement)
+            if conn.execute(sa.select(policy_revision.c.id)).first() is None:
+                # Revisions start at 1: a caller holding none sends 0, which must never match.
+                conn.execute(policy_revision.insert().values(id=1, revision=1))
 
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[Tx]:
@@ -317,21 +548,33 @@ class Tx:
 
     # -- datasets ------------------------------------------------------------------------------
 
-    def dataset(self, name_or_id: str, *, for_update: bool = False) -> DatasetRecord | None:
-        """The dataset by name or id; `for_update` locks its row until the transaction ends.
+    def dataset(self, name_or_id: str, *, for_update: bool = False, for_share: bool = False) -> DatasetRecord | None:
+        """The dataset by name or id; `for_update` locks its row until the transaction ends, and
+        `for_share` keeps others from changing or deleting it (a view or profile refers to it).
 
-        SQLite ignores the lock: there every writing transaction already holds the database's.
+        SQLite ignores the locks: there every writing transaction already holds the database's.
         """
         query = sa.select(datasets).where(sa.or_(datasets.c.name == name_or_id, datasets.c.id == name_or_id))
-        if for_update:
-            query = query.with_for_update()
+        if for_update or for_share:
+            query = query.with_for_update(read=not for_update)
         row = self._conn.execute(query).mappings().first()
         return self._dataset(row) if row else None
 
-    def datasets(self, after: str | None, limit: int, tag: str, owner: str, name_prefix: str) -> list[DatasetRecord]:
+    def datasets(
+        self,
+        after: str | None,
+        limit: int | None,
+        tag: str = "",
+        owner: str = "",
+        name_prefix: str = "",
+        names: Collection[str] | None = None,
+    ) -> list[DatasetRecord]:
+        """Datasets in name order (`limit` None: all); `names`, when given, limits them to those names."""
         query = sa.select(datasets).order_by(datasets.c.name).limit(limit)
         if after is not None:
             query = query.where(datasets.c.name > after)
+        if names is not None:
+            query = query.where(datasets.c.name.in_(list(names)))
         if owner:
             query = query.where(datasets.c.owner == owner)
         if name_prefix:
@@ -350,10 +593,21 @@ class Tx:
         self._conn.execute(dataset_tags.delete().where(dataset_tags.c.dataset_id == record.id))
         self._write_tags(record)
 
-    def delete_dataset(self, dataset_id: str) -> None:
-        self._conn.execute(dataset_versions.delete().where(dataset_versions.c.dataset_id == dataset_id))
-        self._conn.execute(dataset_tags.delete().where(dataset_tags.c.dataset_id == dataset_id))
-        self._conn.execute(datasets.delete().where(datasets.c.id == dataset_id))
+    def delete_dataset(self, record: DatasetRecord) -> None:
+        """Removes the dataset with its versions, tags, tombstones and derivations (receipts stay)."""
+        self._conn.execute(dataset_versions.delete().where(dataset_versions.c.dataset_id == record.id))
+        self._conn.execute(dataset_tags.delete().where(dataset_tags.c.dataset_id == record.id))
+        self._conn.execute(tombstones.delete().where(tombstones.c.dataset == record.name))
+        self._conn.execute(derivations.delete().where(derivations.c.dataset == record.name))
+        self._conn.execute(datasets.delete().where(datasets.c.id == record.id))
+
+    def lock_name(self, name: str) -> None:
+        """Serialises creations of one table name, which datasets and views share, until commit.
+
+        PostgreSQL takes an advisory lock; SQLite writers already hold the database's lock.
+        """
+        if self._conn.dialect.name == "postgresql":
+            self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
     # -- versions ------------------------------------------------------------------------------
 
@@ -409,6 +663,220 @@ class Tx:
             dataset_versions.c.dataset_id == dataset_id
         )
         return self._conn.execute(query).scalar()
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def view(self, name: str, *, for_update: bool = False, for_share: bool = False) -> ViewRecord | None:
+        query = sa.select(views).where(views.c.name == name)
+        if for_update or for_share:
+            query = query.with_for_update(read=not for_update)
+        row = self._conn.execute(query).mappings().first()
+        return _view(row) if row else None
+
+    def views(
+        self, after: str | None, limit: int | None, base_dataset: str = "", names: Collection[str] | None = None
+    ) -> list[ViewRecord]:
+        """Views in name order (`limit` None: all); `names`, when given, limits them to those names."""
+        query = sa.select(views).order_by(views.c.name).limit(limit)
+        if after is not None:
+            query = query.where(views.c.name > after)
+        if base_dataset:
+            query = query.where(views.c.base_dataset == base_dataset)
+        if names is not None:
+            query = query.where(views.c.name.in_(list(names)))
+        return [_view(row) for row in self._conn.execute(query).mappings()]
+
+    def views_over(self, dataset: str) -> list[str]:
+        """Names of the views whose base is `dataset`."""
+        query = sa.select(views.c.name).where(views.c.base_dataset == dataset).order_by(views.c.name)
+        return list(self._conn.execute(query).scalars())
+
+    def insert_view(self, record: ViewRecord) -> None:
+        self._conn.execute(views.insert().values(**_view_row(record)))
+
+    def update_view(self, record: ViewRecord) -> None:
+        self._conn.execute(views.update().where(views.c.name == record.name).values(**_view_row(record)))
+
+    def delete_view(self, name: str) -> None:
+        self._conn.execute(views.delete().where(views.c.name == name))
+
+    # -- profiles ------------------------------------------------------------------------------
+
+    def profile(self, profile_id: str, *, for_update: bool = False) -> ProfileRecord | None:
+        query = sa.select(profiles).where(profiles.c.id == profile_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._conn.execute(query).mappings().first()
+        return self._profile(row) if row else None
+
+    def profiles(self, after: str | None, limit: int, ids: Collection[str] | None = None) -> list[ProfileRecord]:
+        query = sa.select(profiles).order_by(profiles.c.id).limit(limit)
+        if after is not None:
+            query = query.where(profiles.c.id > after)
+        if ids is not None:
+            query = query.where(profiles.c.id.in_(list(ids)))
+        return [self._profile(row) for row in self._conn.execute(query).mappings()]
+
+    def profiles_binding(self, kind: str, name: str) -> list[str]:
+        """Ids of the profiles that bind `name` in their `kind` list."""
+        query = (
+            sa.select(profile_bindings.c.profile_id)
+            .where(profile_bindings.c.kind == kind, profile_bindings.c.name == name)
+            .order_by(profile_bindings.c.profile_id)
+        )
+        return list(self._conn.execute(query).scalars())
+
+    def insert_profile(self, record: ProfileRecord) -> None:
+        self._conn.execute(profiles.insert().values(**_profile_row(record)))
+        self._write_bindings(record)
+
+    def update_profile(self, record: ProfileRecord) -> None:
+        self._conn.execute(profiles.update().where(profiles.c.id == record.id).values(**_profile_row(record)))
+        self._conn.execute(profile_bindings.delete().where(profile_bindings.c.profile_id == record.id))
+        self._write_bindings(record)
+
+    def delete_profile(self, profile_id: str) -> None:
+        self._conn.execute(profile_bindings.delete().where(profile_bindings.c.profile_id == profile_id))
+        self._conn.execute(profiles.delete().where(profiles.c.id == profile_id))
+
+    # -- policy revision -----------------------------------------------------------------------
+
+    def policy_revision(self) -> int:
+        """The current revision: one primary-key read."""
+        return int(
+            self._conn.execute(sa.select(policy_revision.c.revision).where(policy_revision.c.id == 1)).scalar_one()
+        )
+
+    def bump_policy_revision(self) -> None:
+        self._conn.execute(
+            policy_revision.update().where(policy_revision.c.id == 1).values(revision=policy_revision.c.revision + 1)
+        )
+
+    # -- tombstones ----------------------------------------------------------------------------
+
+    def tombstone_key_column(self, dataset: str) -> str | None:
+        """The key column every tombstone of `dataset` matches on; None when it has none."""
+        query = sa.select(tombstones.c.key_column).where(tombstones.c.dataset == dataset).limit(1)
+        return self._conn.execute(query).scalar()
+
+    def insert_tombstones(
+        self, dataset: str, key_column: str, keys: Sequence[str], erasure_id: str, now: datetime
+    ) -> int:
+        """Adds tombstones for the keys not yet hidden; returns how many were added."""
+        existing = set(self._existing_tombstones(dataset, keys))
+        fresh = [key for key in keys if key not in existing]
+        if fresh:
+            self._conn.execute(
+                tombstones.insert(),
+                [
+                    {
+                        "dataset": dataset,
+                        "key_value": key,
+                        "key_column": key_column,
+                        "erasure_id": erasure_id,
+                        "create_time_us": to_us(now),
+                    }
+                    for key in fresh
+                ],
+            )
+        return len(fresh)
+
+    def delete_tombstones(self, dataset: str, keys: Sequence[str]) -> int:
+        """Lifts the tombstones of `keys`; returns how many there were."""
+        removed = 0
+        for chunk in _chunks(keys):
+            result = self._conn.execute(
+                tombstones.delete().where(tombstones.c.dataset == dataset, tombstones.c.key_value.in_(chunk))
+            )
+            removed += result.rowcount
+        return removed
+
+    def tombstones(self, dataset: str, after: str | None, limit: int) -> list[TombstoneRecord]:
+        query = (
+            sa.select(tombstones).where(tombstones.c.dataset == dataset).order_by(tombstones.c.key_value).limit(limit)
+        )
+        if after is not None:
+            query = query.where(tombstones.c.key_value > after)
+        return [
+            TombstoneRecord(
+                dataset=row["dataset"],
+                key_column=row["key_column"],
+                key_value=row["key_value"],
+                erasure_id=row["erasure_id"],
+                create_time=from_us(row["create_time_us"]),
+            )
+            for row in self._conn.execute(query).mappings()
+        ]
+
+    def hidden_keys(self, names: Collection[str] | None) -> dict[str, tuple[str, list[str]]]:
+        """Dataset name -> (key column, hidden keys in key order) for the datasets with
+        tombstones, all of them or those in `names`."""
+        query = sa.select(tombstones.c.dataset, tombstones.c.key_column, tombstones.c.key_value).order_by(
+            tombstones.c.dataset, tombstones.c.key_value
+        )
+        if names is not None:
+            query = query.where(tombstones.c.dataset.in_(list(names)))
+        hidden: dict[str, tuple[str, list[str]]] = {}
+        for dataset, key_column, key_value in self._conn.execute(query):
+            hidden.setdefault(dataset, (key_column, []))[1].append(key_value)
+        return hidden
+
+    def _existing_tombstones(self, dataset: str, keys: Sequence[str]) -> Iterator[str]:
+        for chunk in _chunks(keys):
+            query = sa.select(tombstones.c.key_value).where(
+                tombstones.c.dataset == dataset, tombstones.c.key_value.in_(chunk)
+            )
+            yield from self._conn.execute(query).scalars()
+
+    # -- erasure receipts ----------------------------------------------------------------------
+
+    def insert_erasure(self, record: ErasureRecord) -> None:
+        self._conn.execute(erasures.insert().values(**_erasure_row(record)))
+
+    def update_erasure(self, record: ErasureRecord) -> None:
+        self._conn.execute(erasures.update().where(erasures.c.id == record.id).values(**_erasure_row(record)))
+
+    def erasure(self, erasure_id: str) -> ErasureRecord | None:
+        row = self._conn.execute(sa.select(erasures).where(erasures.c.id == erasure_id)).mappings().first()
+        return _erasure(row) if row else None
+
+    def erasures(self, before: int | None, limit: int, dataset: str = "") -> list[ErasureRecord]:
+        """Receipts newest first, those stored before sequence `before` when given."""
+        query = sa.select(erasures).order_by(erasures.c.sequence.desc()).limit(limit)
+        if before is not None:
+            query = query.where(erasures.c.sequence < before)
+        if dataset:
+            query = query.where(erasures.c.dataset == dataset)
+        return [_erasure(row) for row in self._conn.execute(query).mappings()]
+
+    # -- derivations ---------------------------------------------------------------------------
+
+    def derivation(self, dataset: str, kind: str, target: str) -> DerivationRecord | None:
+        query = sa.select(derivations).where(
+            derivations.c.dataset == dataset, derivations.c.kind == kind, derivations.c.target == target
+        )
+        row = self._conn.execute(query).mappings().first()
+        return _derivation(row) if row else None
+
+    def upsert_derivation(self, record: DerivationRecord, *, exists: bool) -> None:
+        row = _derivation_row(record)
+        if exists:
+            key = (derivations.c.dataset == record.dataset, derivations.c.kind == record.kind)
+            self._conn.execute(derivations.update().where(*key, derivations.c.target == record.target).values(**row))
+        else:
+            self._conn.execute(derivations.insert().values(**row))
+
+    def derivations(
+        self, after: tuple[str, str, str] | None, limit: int | None, dataset: str = ""
+    ) -> list[DerivationRecord]:
+        """Derivations in (dataset, target, kind) order, after that key when given."""
+        order = (derivations.c.dataset, derivations.c.target, derivations.c.kind)
+        query = sa.select(derivations).order_by(*order).limit(limit)
+        if after is not None:
+            query = query.where(sa.tuple_(*order) > sa.tuple_(*after))
+        if dataset:
+            query = query.where(derivations.c.dataset == dataset)
+        return [_derivation(row) for row in self._conn.execute(query).mappings()]
 
     # -- journal -------------------------------------------------------------------------------
 
@@ -467,6 +935,33 @@ class Tx:
         ]
 
     # -- row mapping ---------------------------------------------------------------------------
+
+    def _write_bindings(self, record: ProfileRecord) -> None:
+        rows = [
+            {"profile_id": record.id, "kind": kind, "name": name, "position": i}
+            for kind, names in record.bindings().items()
+            for i, name in enumerate(names)
+        ]
+        if rows:
+            self._conn.execute(profile_bindings.insert(), rows)
+
+    def _profile(self, row: Any) -> ProfileRecord:
+        query = (
+            sa.select(profile_bindings.c.kind, profile_bindings.c.name)
+            .where(profile_bindings.c.profile_id == row["id"])
+            .order_by(profile_bindings.c.kind, profile_bindings.c.position)
+        )
+        bound: dict[str, list[str]] = {kind: [] for kind in BINDING_KINDS}
+        for kind, name in self._conn.execute(query):
+            bound.setdefault(kind, []).append(name)
+        return ProfileRecord(
+            id=row["id"],
+            description=row["description"],
+            default_chat_model=row["default_chat_model"],
+            create_time=from_us(row["create_time_us"]),
+            update_time=from_us(row["update_time_us"]),
+            **{kind: tuple(bound[kind]) for kind in BINDING_KINDS},
+        )
 
     def _write_tags(self, record: DatasetRecord) -> None:
         if record.tags:
@@ -531,6 +1026,106 @@ class Tx:
             content_sha256=row["content_sha256"],
             table_version=row["table_version"],
         )
+
+
+def _view(row: Any) -> ViewRecord:
+    return ViewRecord(
+        name=row["name"],
+        base_dataset=row["base_dataset"],
+        columns=tuple(json.loads(row["columns_json"])),
+        row_filter=row["row_filter"],
+        redactions=tuple(RedactionRecord(**r) for r in json.loads(row["redactions_json"])),
+        description=row["description"],
+        owner=row["owner"],
+        create_time=from_us(row["create_time_us"]),
+        update_time=from_us(row["update_time_us"]),
+    )
+
+
+def _view_row(record: ViewRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "base_dataset": record.base_dataset,
+        "columns_json": json.dumps(list(record.columns)),
+        "row_filter": record.row_filter,
+        "redactions_json": json.dumps([r.__dict__ for r in record.redactions]),
+        "description": record.description,
+        "owner": record.owner,
+        "create_time_us": to_us(record.create_time),
+        "update_time_us": to_us(record.update_time),
+    }
+
+
+def _profile_row(record: ProfileRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "description": record.description,
+        "default_chat_model": record.default_chat_model,
+        "create_time_us": to_us(record.create_time),
+        "update_time_us": to_us(record.update_time),
+    }
+
+
+def _erasure(row: Any) -> ErasureRecord:
+    complete = row["complete_time_us"]
+    return ErasureRecord(
+        id=row["id"],
+        dataset=row["dataset"],
+        mode=row["mode"],
+        actor=row["actor"],
+        reason=row["reason"],
+        key_column=row["key_column"],
+        key_count=row["key_count"],
+        version_before=row["version_before"],
+        version_after=row["version_after"],
+        rows_removed=row["rows_removed"],
+        files_removed=row["files_removed"],
+        downstream=tuple(DownstreamRecord(**d) for d in json.loads(row["downstream_json"])),
+        state=row["state"],
+        detail=row["detail"],
+        start_time=from_us(row["start_time_us"]),
+        complete_time=from_us(complete) if complete is not None else None,
+        sequence=row["sequence"],
+    )
+
+
+def _erasure_row(record: ErasureRecord) -> dict[str, Any]:
+    row = {
+        k: v for k, v in record.__dict__.items() if k not in ("downstream", "start_time", "complete_time", "sequence")
+    }
+    return row | {
+        "downstream_json": json.dumps([d.__dict__ for d in record.downstream]),
+        "start_time_us": to_us(record.start_time),
+        "complete_time_us": to_us(record.complete_time) if record.complete_time else None,
+    }
+
+
+def _derivation(row: Any) -> DerivationRecord:
+    return DerivationRecord(
+        dataset=row["dataset"],
+        kind=row["kind"],
+        target=row["target"],
+        key_column=row["key_column"],
+        dataset_version=row["dataset_version"],
+        create_time=from_us(row["create_time_us"]),
+        update_time=from_us(row["update_time_us"]),
+    )
+
+
+def _derivation_row(record: DerivationRecord) -> dict[str, Any]:
+    return record.summary() | {
+        "create_time_us": to_us(record.create_time),
+        "update_time_us": to_us(record.update_time),
+    }
+
+
+# Keys per IN list: well under every backend's limit on bound parameters.
+_CHUNK = 1000
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
 
 
 def _is_unique_violation(exc: IntegrityError) -> bool:

@@ -12,13 +12,14 @@ MAX_SHORT_TEXT = 256
 MAX_LONG_TEXT = 16 * 1024
 
 
-def check_dataset_name(name: str, field: str) -> str:
+def check_dataset_name(name: str, field: str, *, reason: str = "INVALID_DATASET_NAME") -> str:
+    """A dataset (or view) name: both are SQL table names in one namespace."""
     if not DATASET_NAME.fullmatch(name):
         raise invalid_field(
             field,
             "must match ^[a-z][a-z0-9_]{0,127}$: lowercase letters, digits and '_', starting with a letter, "
             "at most 128 characters (it is the SQL table name)",
-            reason="INVALID_DATASET_NAME",
+            reason=reason,
         )
     return name
 
