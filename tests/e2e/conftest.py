@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import ServerProcess, kill_leftovers, running, write_config
+from tests.e2e.harness import Cli, ServerProcess, kill_leftovers, running, write_config
 
 # The shared servers drain quickly; everything else about them is the defaults a user gets.
 SHARED_CONFIG = """\
@@ -35,3 +35,9 @@ def mesh(workdir: Path) -> Iterator[ServerProcess]:
     config = write_config(workdir / "shared" / "lakehouse.toml", SHARED_CONFIG)
     with running(workdir / "shared", config=config) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def cli(mesh: ServerProcess, workdir: Path) -> Cli:
+    """`lakehouse ...` run in the module's temp dir against the module's server."""
+    return Cli(mesh.address, workdir)

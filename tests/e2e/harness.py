@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -274,6 +275,33 @@ class Cli:
 
     def __call__(self, *args: str, env: Mapping[str, str] | None = None) -> Result:
         return run_cli(*args, cwd=self.cwd, address=self.address, env=env)
+
+
+def ok(result: Result) -> str:
+    """stdout of a command that must succeed quietly (exit 0, nothing on stderr but warnings)."""
+    assert result.code == 0, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    return result.stdout
+
+
+def failed(result: Result) -> str:
+    """stderr of a command that must fail the way a user can act on: exit 1, no traceback."""
+    assert result.code == 1, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    return result.stderr
+
+
+def usage_error(result: Result) -> str:
+    """stderr of a command click refused before doing anything: exit 2, no traceback."""
+    assert result.code == 2, str(result)
+    assert "Traceback" not in result.stderr, str(result)
+    return result.stderr
+
+
+def row(text: str, *cells: str) -> bool:
+    """True when one line of a rich table holds `cells` in this order."""
+    pattern = r"\s*│\s*".join(re.escape(c) for c in cells)
+    return any(re.search(pattern, line) for line in text.splitlines())
 
 
 # -- buf curl ---------------------------------------------------------------------------------

@@ -14,45 +14,12 @@ from lakehouse.cli import output
 from lakehouse.client.errors import FieldViolation as ClientFieldViolation
 from lakehouse.client.errors import InvalidArgumentError, UnavailableError
 from tests.e2e.arrowdata import WORKERS_SAMPLE
-from tests.e2e.harness import Cli, Result, ServerProcess, run_cli
+from tests.e2e.harness import Cli, ServerProcess, failed, ok, row, run_cli, usage_error
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.e2e
 
 SERVICE_LABELS = ("storage", "catalog", "query", "vector", "memory", "chat")
-
-
-def ok(result: Result) -> str:
-    """stdout of a command that must succeed quietly (exit 0, nothing on stderr but warnings)."""
-    assert result.code == 0, str(result)
-    assert "Traceback" not in result.stderr, str(result)
-    return result.stdout
-
-
-def failed(result: Result) -> str:
-    """stderr of a command that must fail the way a user can act on: exit 1, no traceback."""
-    assert result.code == 1, str(result)
-    assert "Traceback" not in result.stderr, str(result)
-    return result.stderr
-
-
-def usage_error(result: Result) -> str:
-    """stderr of a command click refused before doing anything: exit 2, no traceback."""
-    assert result.code == 2, str(result)
-    assert "Traceback" not in result.stderr, str(result)
-    return result.stderr
-
-
-def row(text: str, *cells: str) -> bool:
-    """True when one line of a rich table holds `cells` in this order."""
-    pattern = r"\s*│\s*".join(re.escape(c) for c in cells)
-    return any(re.search(pattern, line) for line in text.splitlines())
-
-
-@pytest.fixture(scope="module")
-def cli(mesh: ServerProcess, workdir: Path) -> Cli:
-    """`lakehouse ...` run in the module's temp dir against the module's server."""
-    return Cli(mesh.address, workdir)
 
 
 def test_health_lists_every_service(cli: Cli) -> None:

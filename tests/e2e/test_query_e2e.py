@@ -20,11 +20,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def cli(mesh: ServerProcess, workdir: Path) -> Cli:
-    return Cli(mesh.address, workdir)
-
-
-@pytest.fixture(scope="module")
 def loaded(cli: Cli, workdir: Path) -> Path:
     """Sample data written and ingested once for the module."""
     assert cli("sample", "--rows", "300", "-o", "sample").code == 0

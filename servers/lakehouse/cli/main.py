@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy.exc
 
-from lakehouse.cli import commands, data
+from lakehouse.cli import commands, data, governance
 from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
 from lakehouse.server.common.errors import LakehouseError
@@ -121,7 +121,7 @@ def _startup_problem(exc: BaseException) -> str:
 
 commands.register(cli)
 cli.add_command(sample_command)
-for command in data.COMMANDS:
+for command in (*data.COMMANDS, *governance.COMMANDS):
     cli.add_command(command)
 
 
