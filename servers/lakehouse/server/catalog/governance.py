@@ -131,26 +131,24 @@ class GovernanceService(StoreUnit):
             return record
 
     async def get_view(self, name: str) -> ViewRecord:
-        def load() -> ViewRecord:
-            with self._store.transaction(read_only=True) as tx:
-                record = tx.view(name)
-                require_visible(visibility(tx), "view", name, record.name if record else None)
+        def load(tx: Tx) -> ViewRecord:
+            record = tx.view(name)
+            require_visible(visibility(tx), "view", name, record.name if record else None)
             if record is None:
                 raise ViewNotFound(name)
             return record
 
         check_text("name", name, MAX_SHORT_TEXT)
-        return await self._run(load)
+        return await self._run(self._read, load)
 
     async def list_views(self, page: Page, base_dataset: str) -> tuple[list[ViewRecord], str]:
         check_text("base_dataset", base_dataset, MAX_SHORT_TEXT)
 
-        def load() -> list[ViewRecord]:
-            with self._store.transaction(read_only=True) as tx:
-                seen = visibility(tx)
-                return tx.views(page.after, page.size + 1, base_dataset, seen.views if seen is not None else None)
+        def load(tx: Tx) -> list[ViewRecord]:
+            seen = visibility(tx)
+            return tx.views(page.after, page.size + 1, base_dataset, seen.views if seen is not None else None)
 
-        return page_of(await self._run(load), page, lambda v: v.name)
+        return page_of(await self._run(self._read, load), page, lambda v: v.name)
 
     async def update_view(self, changes: ViewRecord, paths: Sequence[str]) -> ViewRecord:
         check_update_mask(paths, UPDATABLE_VIEW_FIELDS)
@@ -214,24 +212,19 @@ class GovernanceService(StoreUnit):
         check_text("id", profile_id, MAX_SHORT_TEXT)
         _require_own_profile(current_principal(), profile_id)
 
-        def load() -> ProfileRecord:
-            with self._store.transaction(read_only=True) as tx:
-                record = tx.profile(profile_id)
+        def load(tx: Tx) -> ProfileRecord:
+            record = tx.profile(profile_id)
             if record is None:
                 raise ProfileNotFound(profile_id)
             return record
 
-        return await self._run(load)
+        return await self._run(self._read, load)
 
     async def list_profiles(self, page: Page) -> tuple[list[ProfileRecord], str]:
         principal = current_principal()
         ids = [principal.profile] if principal.role == "agent" else None
-
-        def load() -> list[ProfileRecord]:
-            with self._store.transaction(read_only=True) as tx:
-                return tx.profiles(page.after, page.size + 1, ids)
-
-        return page_of(await self._run(load), page, lambda p: p.id)
+        found = await self._run(self._read, lambda tx: tx.profiles(page.after, page.size + 1, ids))
+        return page_of(found, page, lambda p: p.id)
 
     async def update_profile(self, changes: ProfileRecord, paths: Sequence[str]) -> ProfileRecord:
         check_update_mask(paths, UPDATABLE_PROFILE_FIELDS)
@@ -279,16 +272,16 @@ class GovernanceService(StoreUnit):
 
     async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
         """The current revision, and the caller's policy unless `known_revision` is current."""
-        return await self._run(self._access_policy, known_revision, current_principal())
+        return await self._run(self._read, _access_policy, known_revision, current_principal())
 
-    def _access_policy(self, known_revision: int, principal: Principal) -> tuple[int, AccessPolicy | None]:
-        with self._store.transaction(read_only=True) as tx:
-            # The revision is read first: whatever is read after it is at least that new, so a
-            # caller never keeps an older policy under a newer revision.
-            revision = tx.policy_revision()
-            if known_revision == revision:
-                return revision, None
-            return revision, _policy(tx, principal)
+
+def _access_policy(tx: Tx, known_revision: int, principal: Principal) -> tuple[int, AccessPolicy | None]:
+    # The revision is read first: whatever is read after it is at least that new, so a caller
+    # never keeps an older policy under a newer revision.
+    revision = tx.policy_revision()
+    if known_revision == revision:
+        return revision, None
+    return revision, _policy(tx, principal)
 
 
 def _policy(tx: Tx, principal: Principal) -> AccessPolicy:
