@@ -174,26 +174,43 @@ class BaseAsyncClient:
                 call.cancel()  # no-op once the call has finished
 
     async def _client_stream(
-        self, rpc: Callable[..., Any], requests: AsyncIterator[Any], *, timeout_s: float | None = None
+        self,
+        rpc: Callable[..., Any],
+        requests: Callable[[], AsyncIterator[Any]],
+        *,
+        timeout_s: float | None = None,
+        replayable: bool = False,
     ) -> Any:
-        """A client-streaming call. Not retried: the request stream cannot be replayed.
+        """A client-streaming call; `requests` makes the request stream (again, when `replayable`).
 
-        When `requests` itself raises (say an OSError reading the file being uploaded), gRPC only
-        cancels the call; that original error is raised here instead of the cancellation.
+        Sent again only when `replayable` and gRPC lost the server's answer: when a server ends the call before the
+        client has sent everything (a refused token, an oversized upload), grpc.aio may report
+        INTERNAL "Internal error from Core" instead of the server's status (grpc/grpc#36066). The
+        upload rpcs change nothing until their final `commit` message, so a call the server ended
+        early did nothing and sending it again yields the real status.
+
+        When the request stream itself raises (say an OSError reading the file being uploaded),
+        gRPC only cancels the call; that original error is raised here instead of the cancellation.
         """
         timeout = timeout_s or self._timeout_s
         source_errors: list[Exception] = []
 
         async def guarded() -> AsyncIterator[Any]:
             try:
-                async for request in requests:
+                async for request in requests():
                     yield request
             except Exception as exc:
                 source_errors.append(exc)
                 raise
 
         try:
-            return await rpc(guarded(), timeout=timeout, metadata=tuple(self._metadata()))
+            for attempt in range(_LOST_STATUS_ATTEMPTS):
+                try:
+                    return await rpc(guarded(), timeout=timeout, metadata=tuple(self._metadata()))
+                except grpc.RpcError as exc:
+                    if not replayable or source_errors or not _status_lost(exc) or attempt + 2 > _LOST_STATUS_ATTEMPTS:
+                        raise
+            raise AssertionError("unreachable")
         except grpc.RpcError as exc:
             if source_errors:
                 raise source_errors[0] from None
@@ -203,3 +220,13 @@ class BaseAsyncClient:
             if source_errors and not (task is not None and task.cancelling()):
                 raise source_errors[0] from None
             raise  # the caller itself was cancelled
+
+
+_LOST_STATUS_ATTEMPTS = 3
+
+
+def _status_lost(error: grpc.RpcError) -> bool:
+    """True when grpc.aio replaced the server's status after a failed write (grpc/grpc#36066)."""
+    code = error.code() if hasattr(error, "code") else None
+    debug = error.debug_error_string() if hasattr(error, "debug_error_string") else ""
+    return code == grpc.StatusCode.INTERNAL and "SendMessageOperation" in debug

@@ -168,7 +168,7 @@ class AsyncQueryClient(BaseAsyncClient):
                         progress(sent, size)
             yield pb.IngestFileRequest(commit=pb.IngestFileCommit())
 
-        response = await self._client_stream(self._stub.IngestFile, requests(), timeout_s=timeout_s)
+        response = await self._client_stream(self._stub.IngestFile, requests, timeout_s=timeout_s, replayable=True)
         return response.summary
 
     async def ingest_object(
@@ -223,8 +223,13 @@ class AsyncQueryClient(BaseAsyncClient):
                 progress(p.bytes_done if by_bytes else p.rows_done, p.bytes_total if by_bytes else p.rows_total)
         raise ConnectionError("the ingest stream ended without a summary")
 
-    async def compact(self, dataset: str, *, target_file_size_bytes: int = 0) -> pb.CompactResponse:
-        request = pb.CompactRequest(dataset=dataset, target_file_size_bytes=target_file_size_bytes)
+    async def compact(
+        self, dataset: str, *, target_file_size_bytes: int = 0, apply_tombstones: bool = False
+    ) -> pb.CompactResponse:
+        """Rewrites small files; with `apply_tombstones` (admins) also deletes soft-erased rows for good."""
+        request = pb.CompactRequest(
+            dataset=dataset, target_file_size_bytes=target_file_size_bytes, apply_tombstones=apply_tombstones
+        )
         return await self._unary(self._stub.Compact, request, idempotent=False)
 
     async def vacuum(

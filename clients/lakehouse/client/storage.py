@@ -60,7 +60,8 @@ class AsyncStorageClient(BaseAsyncClient):
 
         A file is read in a worker thread, off the event loop; a plain iterable is consumed on the
         loop, so pass an async iterable for a source that blocks. An error the source raises (say
-        an OSError) aborts the upload and is raised here as it is. Never retried.
+        an OSError) aborts the upload and is raised here as it is. Not retried, except a bytes
+        upload whose refusal gRPC lost (see `_client_stream`).
         """
         header = pb.PutObjectHeader(
             bucket=bucket,
@@ -78,7 +79,9 @@ class AsyncStorageClient(BaseAsyncClient):
                 yield pb.PutObjectRequest(chunk=chunk)
             yield pb.PutObjectRequest(commit=pb.PutObjectCommit())
 
-        response = await self._client_stream(self._stub.PutObject, requests(), timeout_s=timeout_s)
+        response = await self._client_stream(
+            self._stub.PutObject, requests, timeout_s=timeout_s, replayable=isinstance(source, bytes)
+        )
         return response.object
 
     async def get_object(

@@ -193,8 +193,41 @@ async def tables(c: Clients) -> None:
     rows = []
     for t in await c.query.list_tables():
         schema = pa.ipc.open_stream(t.schema.arrow_ipc).schema
-        rows.append((t.name, t.version, f"{t.row_count:,}", len(schema), output.when(t.update_time)))
-    output.table("tables", ["name", "version", "rows", "columns", "updated"], rows)
+        count = f"{t.row_count:,}" if t.HasField("row_count") else "-"
+        kind = f"view of {t.base_dataset}" if t.kind == pb.TABLE_KIND_VIEW else "dataset"
+        rows.append((t.name, kind, t.version, count, len(schema), output.when(t.update_time)))
+    output.table("tables", ["name", "kind", "version", "rows", "columns", "updated"], rows)
+
+
+@click.command()
+@click.argument("dataset")
+@click.option("--apply-tombstones", is_flag=True, help="Also delete soft-erased rows for good (admins).")
+@click.option("--target-mb", type=int, default=0, help="Target file size in MiB; 0 uses the default.")
+@client_command
+async def compact(c: Clients, dataset: str, apply_tombstones: bool, target_mb: int) -> None:
+    """Rewrite a dataset's small files into larger ones as a new version."""
+    done = await c.query.compact(
+        dataset, target_file_size_bytes=target_mb * 1024 * 1024, apply_tombstones=apply_tombstones
+    )
+    line = f"{dataset}: version {done.version_before} -> {done.version_after}, "
+    line += f"{done.files_removed} files replaced by {done.files_added}"
+    if apply_tombstones:
+        line += f", {done.rows_erased} rows erased, {done.tombstones_cleared} tombstones cleared"
+    output.console.print(line)
+
+
+@click.command()
+@click.argument("dataset")
+@click.option("--retention-hours", type=float, default=None, help="Keep files unreferenced for less than this.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted.")
+@client_command
+async def vacuum(c: Clients, dataset: str, retention_hours: float | None, dry_run: bool) -> None:
+    """Delete data files no longer referenced by recent versions (ends time travel to older ones)."""
+    done = await c.query.vacuum(dataset, retention_hours=retention_hours, dry_run=dry_run)
+    verb = "would delete" if dry_run else "deleted"
+    output.console.print(f"{dataset}: {verb} {len(done.files_deleted)} files")
+    for name in done.files_deleted:
+        output.console.print(f"  {name}")
 
 
 def _pair(text: str, option: str) -> tuple[str, str]:
@@ -231,4 +264,4 @@ def _cell(value: object) -> str:
     return "NULL" if value is None else str(value)
 
 
-COMMANDS = (ingest, ingest_db, sql, pull, tables)
+COMMANDS = (ingest, ingest_db, sql, pull, tables, compact, vacuum)

@@ -14,6 +14,7 @@ from lakehouse.server.catalog import servicer as catalog
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import SERVICE_NAMES, Config, ConfigError
+from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
 from lakehouse.server.common.unimplemented import unimplemented_servicer
@@ -64,6 +65,7 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
     executor = BlockingExecutor(config.server.blocking_workers)
     server: MeshServer
     peers = PeerChannels(config.mesh, lambda: server.address)
+    denials = DenialJournal(peers, authenticator.mesh_authorization, config.mesh.timeout_s)
     bindings = []
     for name in services:
         if name == "storage":
@@ -71,7 +73,7 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
         elif name == "catalog":
             bindings.append(catalog.build(config, executor, peers, authenticator.enabled))
         elif name == "query":
-            bindings.append(query.build(config, executor, peers, authenticator))
+            bindings.append(query.build(config, executor, peers, authenticator, denials))
         else:
             bindings.append(_pending_binding(name))
 
@@ -79,5 +81,5 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
         await peers.close()
         executor.shutdown()
 
-    server = MeshServer(config, bindings, authenticator, on_stopped=release)
+    server = MeshServer(config, bindings, authenticator, on_stopped=release, denials=denials)
     return server

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from lakehouse.server.common.auth import TokenAuthenticator, require_safe_binding
 from lakehouse.server.common.config import Config
+from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.interceptors import ServerCallInterceptor
 
 log = logging.getLogger("lakehouse.server")
@@ -48,12 +49,14 @@ class MeshServer:
         bindings: Sequence[ServiceBinding],
         authenticator: TokenAuthenticator,
         on_stopped: Callable[[], Awaitable[None]] | None = None,
+        denials: DenialJournal | None = None,
     ) -> None:
         require_safe_binding(config.server.host, authenticator)
         self._config = config
         self._bindings = tuple(bindings)
         self._on_stopped = on_stopped
         self._authenticator = authenticator
+        self._denials = denials
         self.port = 0
         self.endpoints: dict[str, str] = {}
         """Extra endpoints the services opened, for example {"flight": "grpc+tcp://127.0.0.1:50052"}."""
@@ -70,7 +73,7 @@ class MeshServer:
         # grpc.aio objects belong to the loop they are made on, so they are made here, not in __init__.
         limit = self._config.server.max_message_mb * 1024 * 1024
         self._server = grpc.aio.server(
-            interceptors=[ServerCallInterceptor(self._authenticator)],
+            interceptors=[ServerCallInterceptor(self._authenticator, self._denials.record if self._denials else None)],
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -101,6 +104,8 @@ class MeshServer:
                 "machine's; pick another with --port or [server] port"
             )
         await self._server.start()
+        if self._denials is not None:
+            self._denials.start()
         for binding in self._bindings:
             if binding.start is not None:
                 self.endpoints.update(await binding.start(self))
@@ -118,6 +123,8 @@ class MeshServer:
         await asyncio.sleep(self._config.server.drain_delay_s)
         grace = self._config.server.grace_period_s
         log.info("draining for up to %.1fs", grace)
+        if self._denials is not None:
+            await self._denials.close()  # while the in-process catalog still takes calls
         await self._server.stop(grace)
         for binding in self._bindings:
             if binding.close is not None:

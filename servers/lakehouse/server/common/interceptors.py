@@ -29,6 +29,9 @@ from lakehouse.server.common.errors import Code, LakehouseError
 log = logging.getLogger("lakehouse.rpc")
 
 EXEMPT_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+DENIALS = (Code.PERMISSION_DENIED, Code.UNAUTHENTICATED)
+OnDenied = Callable[[str, str, str, str, str, str, str], None]
+"""(method, principal, code, reason, message, request id, peer)"""
 MAX_MESSAGE_CHARS = 4000
 MAX_DETAIL_CHARS = 1000
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -37,8 +40,9 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class ServerCallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler so each call is identified, authenticated, logged and error-mapped."""
 
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, authenticator: TokenAuthenticator, on_denied: OnDenied | None = None) -> None:
         self._auth = authenticator
+        self._on_denied = on_denied
 
     async def intercept_service(
         self,
@@ -52,31 +56,43 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
             # work without credentials.
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
-        call = _Call(method, metadata, self._auth)
+        call = _Call(method, metadata, self._auth, self._on_denied)
         return _wrap(handler, call)
 
 
 class _Call:
     """One call's bookkeeping, shared by the four handler shapes."""
 
-    def __init__(self, method: str, metadata: dict[str, Any], auth: TokenAuthenticator) -> None:
+    def __init__(
+        self, method: str, metadata: dict[str, Any], auth: TokenAuthenticator, on_denied: OnDenied | None
+    ) -> None:
         self.method = method
         self.metadata = metadata
         self.auth = auth
+        self.on_denied = on_denied
+        rid = str(metadata.get("x-request-id", ""))
+        self.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
+        self.principal = ""  # known once authenticated
 
     def begin(self) -> tuple[CallContext, Any]:
-        rid = str(self.metadata.get("x-request-id", ""))
-        if not _REQUEST_ID.match(rid):
-            rid = uuid.uuid4().hex
         authorization = str(self.metadata.get("authorization", ""))
         principal = self.auth.authenticate(authorization)
-        ctx = CallContext(rid, self.method, principal, authorization)
+        self.principal = principal.name
+        ctx = CallContext(self.request_id, self.method, principal, authorization)
         token = set_call(ctx)
-        roles.require(principal, self.method)
+        try:
+            roles.require(principal, self.method)
+        except BaseException:
+            reset_call(token)
+            raise
         return ctx, token
 
     async def fail(self, context: grpc.aio.ServicerContext, ctx: CallContext | None, exc: BaseException) -> None:
-        status = _to_status(exc, self.method, ctx.request_id if ctx else "")
+        # A peer's denial was journaled by the peer; only refusals made here are journaled here.
+        if self.on_denied is not None and isinstance(exc, LakehouseError) and exc.code in DENIALS:
+            denied = (self.method, self.principal, exc.code.name, exc.reason, exc.message, self.request_id)
+            self.on_denied(*denied, context.peer())
+        status = _to_status(exc, self.method, self.request_id)
         await context.abort_with_status(rpc_status.to_status(status))
 
     def finish(self, ctx: CallContext | None, started: float, code: str) -> None:

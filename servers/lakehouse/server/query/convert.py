@@ -11,10 +11,11 @@ from lakehouse.client.query import parameters as client_parameters
 from lakehouse.common.v1 import progress_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
+from lakehouse.server.common.convert import to_timestamp
 from lakehouse.server.common.errors import invalid_field
 from lakehouse.server.query.ingest import FileOptions
 from lakehouse.server.query.ingestion import ProgressEvent, Summary
-from lakehouse.server.query.service import Statement, as_positional_or_named
+from lakehouse.server.query.service import Statement, Table, as_positional_or_named
 
 MODES = {
     pb.INGEST_MODE_UNSPECIFIED: "CREATE",
@@ -103,9 +104,25 @@ def compact_pb(dataset: str, before: int, after: int, metrics: dict[str, int], e
         version_after=after,
         files_removed=metrics["files_removed"],
         files_added=metrics["files_added"],
+        rows_erased=metrics.get("rows_erased", 0),
+        tombstones_cleared=metrics.get("tombstones_cleared", 0),
         elapsed=seconds(elapsed_s),
     )
 
 
 def vacuum_pb(dataset: str, files: list[str], dry_run: bool) -> pb.VacuumResponse:
     return pb.VacuumResponse(dataset=dataset, files_deleted=files, dry_run=dry_run)
+
+
+def table_pb(table: Table) -> pb.Table:
+    base = table.base
+    return pb.Table(
+        name=table.name,
+        kind=pb.TABLE_KIND_VIEW if table.view else pb.TABLE_KIND_DATASET,
+        schema=arrow_schema(table.schema),
+        version=base.version,
+        row_count=None if table.view else base.row_count,
+        base_dataset=base.name if table.view else "",
+        description=table.view.description if table.view else base.description,
+        update_time=to_timestamp(base.update_time),
+    )

@@ -22,25 +22,40 @@ import pyarrow.dataset as pads
 from lakehouse.server.common.config import QueryConfig
 from lakehouse.server.common.errors import PermissionDenied, ResourceExhausted, invalid_field
 from lakehouse.server.query.errors import MemoryLimitExceeded, QueryFailed, QueryTimeout, VersionFilesRemoved
+from lakehouse.server.query.policy import (
+    SALT_TABLE,
+    Tombstones,
+    ViewRule,
+    ident,
+    internal_name,
+    tombstone_keys,
+    view_sql,
+    without_tombstones,
+)
 
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class TableSource:
-    """What a table name reads in one statement: Parquet files, a pyarrow dataset, or nothing."""
+    """What a table name reads in one statement: Parquet files, a pyarrow dataset, or nothing;
+    minus tombstoned rows; through an AI-safe view when `view` is set."""
 
     name: str
     schema: pa.Schema
+    """The schema of the data read (for a view, of its base dataset)."""
     files: tuple[str, ...] = ()
     dataset: pads.Dataset | None = None
+    tombstones: Tombstones | None = None
+    view: ViewRule | None = None
 
 
 class SqlEngine:
     """Owns the DuckDB database; hands out sandboxed cursors, a bounded number at a time."""
 
-    def __init__(self, config: QueryConfig, readable_dirs: Sequence[Path]) -> None:
+    def __init__(self, config: QueryConfig, readable_dirs: Sequence[Path], hash_salt: str) -> None:
         self._db = duckdb.connect(":memory:")
+        self._salt = pa.table({"s": [hash_salt]})
         allowed = sorted({str(d.resolve()).rstrip("/") + "/" for d in readable_dirs})
         for statement in (
             f"SET threads = {config.threads}",
@@ -75,11 +90,13 @@ class SqlEngine:
         try:
             cursor = self._db.cursor()
             try:
-                for source in sources:
-                    try:
+                try:
+                    if any(source.view is not None for source in sources):
+                        cursor.register(SALT_TABLE, self._salt)
+                    for source in sources:
                         _expose(cursor, source)
-                    except duckdb.Error as exc:
-                        raise translate(exc) from None
+                except duckdb.Error as exc:
+                    raise translate(exc) from None
                 yield cursor
             finally:
                 cursor.close()
@@ -95,15 +112,20 @@ def _quote(text: str) -> str:
 
 
 def _expose(cursor: duckdb.DuckDBPyConnection, source: TableSource) -> None:
-    name = '"' + source.name.replace('"', '""') + '"'
+    """Makes `source.name` a temporary view of exactly what the caller may read of it."""
     if source.files:
         files = ", ".join(f"'{_quote(f)}'" for f in source.files)
         # union_by_name: files written before an additive schema change lack the new columns.
-        cursor.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
-    elif source.dataset is not None:
-        cursor.register(source.name, source.dataset)
+        data = f"read_parquet([{files}], union_by_name = true)"
     else:
-        cursor.register(source.name, source.schema.empty_table())
+        data = ident(internal_name("data", source.name))
+        cursor.register(internal_name("data", source.name), source.dataset or source.schema.empty_table())
+    keys = internal_name("tombstones", source.name)
+    if source.tombstones is not None and source.tombstones.keys:
+        cursor.register(keys, tombstone_keys(source.tombstones, source.schema))
+    rows = without_tombstones(data, source.tombstones, ident(keys))
+    sql = view_sql(source.view, f"({rows})") if source.view is not None else rows
+    cursor.execute(f"CREATE TEMP VIEW {ident(source.name)} AS {sql}")
 
 
 def run(

@@ -26,6 +26,7 @@ from lakehouse.server.common import roles
 from lakehouse.server.common.auth import Principal, TokenAuthenticator
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import CallContext, reset_call, set_call
+from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.errors import Code, LakehouseError
 from lakehouse.server.query.convert import MODES, parameters, statement_pb, summary_pb
 from lakehouse.server.query.ingestion import Ingestor, Lineage, Target
@@ -44,14 +45,17 @@ class _Caller(flight.ServerMiddleware):
 class _Authenticate(flight.ServerMiddlewareFactory):
     """Bearer tokens on every Flight call, exactly as on the gRPC port."""
 
-    def __init__(self, authenticator: TokenAuthenticator) -> None:
+    def __init__(self, authenticator: TokenAuthenticator, endpoint: FlightEndpoint) -> None:
         self._auth = authenticator
+        self._endpoint = endpoint
 
     def start_call(self, info: Any, headers: dict[str, list[str]]) -> _Caller:
         authorization = (headers.get("authorization") or [""])[0]
         try:
             return _Caller(self._auth.authenticate(authorization), authorization)
         except LakehouseError as exc:
+            method = str(getattr(info.method, "name", info.method)).title().replace("_", "")
+            self._endpoint.deny(f"/flight/{method}", "", exc, uuid.uuid4().hex)
             raise flight.FlightUnauthenticatedError(f"{exc.reason}: {exc.message}") from None
 
 
@@ -77,18 +81,19 @@ def flight_error(exc: LakehouseError) -> Exception:
 
 class _FlightServer(flight.FlightServerBase):
     def __init__(self, endpoint: FlightEndpoint, location: str, authenticator: TokenAuthenticator) -> None:
-        super().__init__(location, middleware={"caller": _Authenticate(authenticator)})
+        super().__init__(location, middleware={"caller": _Authenticate(authenticator, endpoint)})
         self._endpoint = endpoint
 
     # -- reads ---------------------------------------------------------------------------------
 
     def list_flights(self, context: flight.ServerCallContext, criteria: bytes) -> Iterator[flight.FlightInfo]:
         prefix = criteria.decode("utf-8", "replace") if criteria else ""
-        datasets = self._endpoint.call(context, "Query", lambda: self._endpoint.queries.visible_datasets(refresh=True))
-        for d in sorted(datasets, key=lambda d: d.name):
-            if d.name.startswith(prefix):
-                ticket = flight_pb2.FlightTicket(dataset={"dataset": d.name, "version": d.version})
-                yield self._info(flight.FlightDescriptor.for_path(d.name), d.schema, d.row_count, ticket)
+        readable = self._endpoint.call(context, "Query", self._endpoint.queries.readable_tables)
+        for table in readable:
+            if table.name.startswith(prefix):
+                ticket = flight_pb2.FlightTicket(dataset={"dataset": table.name, "version": table.base.version})
+                rows = -1 if table.view else table.base.row_count
+                yield self._info(flight.FlightDescriptor.for_path(table.name), table.schema, rows, ticket)
 
     def get_flight_info(
         self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
@@ -176,12 +181,18 @@ class FlightEndpoint:
     """Owns the Flight server's lifecycle and the bridge from Flight threads to the event loop."""
 
     def __init__(
-        self, config: Config, queries: QueryService, ingestor: Ingestor, authenticator: TokenAuthenticator
+        self,
+        config: Config,
+        queries: QueryService,
+        ingestor: Ingestor,
+        authenticator: TokenAuthenticator,
+        denials: DenialJournal | None = None,
     ) -> None:
         self._config = config
         self.queries = queries
         self.ingestor = ingestor
         self._authenticator = authenticator
+        self._denials = denials
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: _FlightServer | None = None
         self._thread: threading.Thread | None = None
@@ -224,14 +235,25 @@ class FlightEndpoint:
         assert self._loop is not None
 
         async def as_caller() -> T:
-            token = set_call(CallContext(uuid.uuid4().hex, f"/flight/{method}", caller.principal, caller.authorization))
+            call = CallContext(uuid.uuid4().hex, f"/flight/{method}", caller.principal, caller.authorization)
+            token = set_call(call)
             try:
-                roles.require(caller.principal, f"/flight/{method}")
+                roles.require(caller.principal, call.method)
                 return await work()
+            except LakehouseError as exc:
+                if exc.code == Code.PERMISSION_DENIED:
+                    self.deny(call.method, caller.principal.name, exc, call.request_id)
+                raise
             finally:
                 reset_call(token)
 
         return self.guard(lambda: asyncio.run_coroutine_threadsafe(as_caller(), self._loop).result())  # type: ignore[arg-type]
+
+    def deny(self, method: str, principal: str, exc: LakehouseError, request_id: str) -> None:
+        """Journals a refused Flight call; safe from any thread."""
+        if self._denials is not None and self._loop is not None:
+            record = (method, principal, exc.code.name, exc.reason, exc.message, request_id, "flight")
+            self._loop.call_soon_threadsafe(self._denials.record, *record)
 
     @staticmethod
     def guard(work: Callable[[], T]) -> T:

@@ -7,9 +7,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from lakehouse.server.query.policy import AccessPolicy
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class NewVersion:
 
 class Catalog(Protocol):
     async def list_datasets(self) -> list[DatasetInfo]: ...
+
+    async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
+        """The caller's policy and its revision; None when `known_revision` is current."""
+        ...
+
+    async def clear_tombstones(self, name: str, keys: tuple[str, ...]) -> int:
+        """Lifts tombstones whose rows were deleted physically; returns how many."""
+        ...
 
     async def get_dataset(self, name: str) -> DatasetInfo | None: ...
 

@@ -335,7 +335,6 @@ class Ingestor:
                 (),
                 time.perf_counter() - started,
             )
-        self._queries.forget_visible()
         warnings = stage.warnings
         return Summary(
             target.dataset,

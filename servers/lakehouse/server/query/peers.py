@@ -20,6 +20,13 @@ from lakehouse.server.common.errors import NotFound
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
 from lakehouse.server.query.gateways import DatasetInfo, NewVersion, VersionInfo
+from lakehouse.server.query.policy import AccessPolicy, Redaction, Tombstones, ViewRule
+
+_REDACTIONS = {
+    catalog_pb.REDACTION_KIND_NULL: "null",
+    catalog_pb.REDACTION_KIND_HASH: "hash",
+    catalog_pb.REDACTION_KIND_MASK: "mask",
+}
 
 
 def dataset_info(d: catalog_pb.Dataset) -> DatasetInfo:
@@ -51,6 +58,36 @@ def version_info(v: catalog_pb.DatasetVersion) -> VersionInfo:
     )
 
 
+def view_rule(v: catalog_pb.View) -> ViewRule:
+    return ViewRule(
+        name=v.name,
+        base=v.base_dataset,
+        columns=tuple(v.columns),
+        row_filter=v.row_filter,
+        redactions={
+            r.column: Redaction(_REDACTIONS.get(r.kind, "null"), r.keep_prefix, r.keep_suffix) for r in v.redactions
+        },
+        description=v.description,
+    )
+
+
+def access_policy(p: catalog_pb.AccessPolicy) -> AccessPolicy:
+    datasets = {d.name: dataset_info(d) for d in p.datasets}
+    bases = {**datasets, **{d.name: dataset_info(d) for d in p.view_bases}}
+    return AccessPolicy(
+        principal=p.principal,
+        role=p.role,
+        profile=p.profile,
+        restricted=p.restricted,
+        datasets=datasets,
+        views={v.name: view_rule(v) for v in p.views},
+        bases=bases,
+        tombstones={t.dataset: Tombstones(t.key_column, tuple(t.key_values)) for t in p.tombstones},
+        collections=tuple(p.collections),
+        memory_namespaces=tuple(p.memory_namespaces),
+    )
+
+
 class CatalogGateway:
     """`gateways.Catalog` through the catalog service's client, as the calling principal."""
 
@@ -69,6 +106,16 @@ class CatalogGateway:
             token = page.next_page_token
             if not token:
                 return datasets
+
+    async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
+        response = await self.client.get_access_policy(known_revision)
+        return response.revision, None if response.unchanged else access_policy(response.policy)
+
+    async def clear_tombstones(self, name: str, keys: tuple[str, ...]) -> int:
+        response = await self.client.restore_rows(
+            name, list(keys), reason="applied by compaction: the rows were deleted", applied=True
+        )
+        return int(response.restored)
 
     async def get_dataset(self, name: str) -> DatasetInfo | None:
         try:

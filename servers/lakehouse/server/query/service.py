@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,19 +24,21 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
-from lakehouse.server.common.config import Config
+from lakehouse.server.common.config import Config, ConfigError
 from lakehouse.server.common.context import current_principal
-from lakehouse.server.common.errors import NotFound, PermissionDenied, Unimplemented, invalid_field
+from lakehouse.server.common.errors import NotFound, PermissionDenied, invalid_field
+from lakehouse.server.common.roles import require_admin
 from lakehouse.server.query import engine, tables
 from lakehouse.server.query.engine import SqlEngine, TableSource
 from lakehouse.server.query.errors import QueryTimeout
 from lakehouse.server.query.gateways import Catalog, DatasetInfo, NewVersion, Storage, VersionInfo
+from lakehouse.server.query.policy import AccessPolicy, Tombstones, ViewRule, key_match, view_schema
 from lakehouse.server.query.sandbox import CheckedStatement, check_statement
 
 T = TypeVar("T")
 Params = list[Any] | dict[str, Any] | None
-CATALOG_CACHE_S = 1.0
 STREAM_SLOT_WAIT_S = 2.0
+MAX_DELETION_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,38 @@ class ExplainResult:
     plan: str
     schema: pa.Schema
     versions_read: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RowDeletion:
+    """Rows to delete by key (a hard erasure)."""
+
+    dataset: str
+    key_column: str
+    keys: tuple[str, ...]
+    erasure_id: str = ""
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Deleted:
+    version_before: int
+    version_after: int
+    rows_removed: int
+    files_removed: int
+
+
+@dataclass(frozen=True)
+class Table:
+    """A name the caller may query."""
+
+    name: str
+    kind: str  # "dataset" or "view"
+    schema: pa.Schema
+    """Columns as the caller sees them."""
+    base: DatasetInfo
+    """The dataset itself, or the view's base dataset."""
+    view: ViewRule | None
 
 
 @dataclass(frozen=True)
@@ -95,6 +132,32 @@ class _Running:
                 self.cursor.interrupt()
 
 
+class _Policies:
+    """Access policies by principal, each revalidated against the catalog's revision per use."""
+
+    def __init__(self, catalog: Catalog, size: int = 1024) -> None:
+        self._catalog = catalog
+        self._size = size
+        self._held: OrderedDict[tuple[str, str, str], tuple[int, AccessPolicy]] = OrderedDict()
+
+    async def get(self) -> AccessPolicy:
+        principal = current_principal()
+        key = (principal.name, principal.role, principal.profile)
+        held = self._held.get(key)
+        revision, fresh = await self._catalog.access_policy(held[0] if held else 0)
+        if fresh is None and held is not None:
+            self._held.move_to_end(key)
+            return held[1]
+        if fresh is None:  # "unchanged" for a revision we never held: ask for the whole policy
+            revision, fresh = await self._catalog.access_policy(0)
+            assert fresh is not None
+        self._held[key] = (revision, fresh)
+        self._held.move_to_end(key)
+        while len(self._held) > self._size:
+            self._held.popitem(last=False)
+        return fresh
+
+
 class QueryService:
     def __init__(self, config: Config, catalog: Catalog, storage: Storage, run: Callable[..., Awaitable[Any]]) -> None:
         self._config = config
@@ -103,10 +166,10 @@ class QueryService:
         self._storage = storage
         self._run = run
         readable = [config.data_dir, *_configured_local_buckets(config)]
-        self.engine = SqlEngine(self._q, readable)
+        self.engine = SqlEngine(self._q, readable, hash_salt(config))
         self._readable = tuple(str(p.resolve()) + "/" for p in readable)
         self._pool = ThreadPoolExecutor(max_workers=self._q.concurrent_queries + 2, thread_name_prefix="lakehouse-sql")
-        self._visible: tuple[float, list[DatasetInfo]] = (0.0, [])
+        self._policies = _Policies(catalog)
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_versions: dict[tuple[str, int], int | None] = {}
 
@@ -118,68 +181,84 @@ class QueryService:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
 
-    # -- what is visible -----------------------------------------------------------------------
+    # -- what the caller may read -------------------------------------------------------------
 
-    async def visible_datasets(self, refresh: bool = False) -> list[DatasetInfo]:
-        """Datasets the caller may read, cached briefly: every statement needs the list."""
-        fetched_at, datasets = self._visible
-        if refresh or time.monotonic() - fetched_at > CATALOG_CACHE_S:
-            datasets = await self._catalog.list_datasets()
-            self._visible = (time.monotonic(), datasets)
-        return datasets
+    async def policy(self) -> AccessPolicy:
+        """The caller's access policy. Asked of the catalog for every statement (answered
+        "unchanged" almost always), so a view change or an erasure applies to the very next one."""
+        return await self._policies.get()
 
-    def forget_visible(self) -> None:
-        """Called after this process commits, so its own next statement sees the new version."""
-        self._visible = (0.0, [])
+    async def dataset(self, name: str) -> DatasetInfo:
+        """A dataset the caller may read in full."""
+        policy = await self.policy()
+        if name in policy.datasets:
+            return policy.datasets[name]
+        raise self._unreadable(name, policy)
 
-    async def dataset(self, name: str, refresh: bool = False) -> DatasetInfo:
-        for d in await self.visible_datasets(refresh):
-            if d.name == name:
-                return d
-        for d in await self.visible_datasets(refresh=True):
-            if d.name == name:
-                return d
-        raise NotFound(
+    def _unreadable(self, name: str, policy: AccessPolicy) -> Exception:
+        allowed = ", ".join(sorted(policy.readable)) or "none"
+        if name in policy.views:
+            return invalid_field("dataset", f"{name!r} is a view, not a dataset", reason="NOT_A_DATASET")
+        if policy.restricted:
+            return PermissionDenied(
+                f"table {name!r} is not bound to profile {policy.profile!r}; tables you can query: {allowed}",
+                reason="TABLE_NOT_ALLOWED",
+                metadata={"table": name, "profile": policy.profile, "allowed": allowed[:900]},
+            )
+        return NotFound(
             f"dataset {name!r} does not exist; ListTables shows what you can read", reason="DATASET_NOT_FOUND"
         )
+
+    async def readable_tables(self) -> list[Table]:
+        """Every name the caller may query, with the columns it sees, in name order."""
+        policy = await self.policy()
+        tables = [Table(name, "dataset", d.schema, d, None) for name, d in policy.datasets.items()]
+        for name, rule in policy.views.items():
+            base = policy.bases[rule.base]
+            tables.append(Table(name, "view", view_schema(rule, base.schema), base, rule))
+        return sorted(tables, key=lambda t: t.name)
 
     # -- statements ----------------------------------------------------------------------------
 
     async def resolve(self, statement: Statement) -> Resolved:
         """Checks the statement and pins every table it reads to a Delta snapshot."""
-        visible = {d.name: d for d in await self.visible_datasets()}
+        policy = await self.policy()
         try:
-            checked = _checked(statement.sql, frozenset(visible))
-        except NotFound:
-            # A table created a moment ago by another process: look once more before refusing.
-            visible = {d.name: d for d in await self.visible_datasets(refresh=True)}
-            checked = _checked(statement.sql, frozenset(visible))
+            checked = _checked(statement.sql, policy.readable)
+        except NotFound as exc:
+            if policy.restricted and exc.reason == "TABLE_NOT_FOUND":
+                raise self._unreadable(exc.metadata.get("table", ""), policy) from None
+            raise
         as_of = dict(statement.as_of or {})
         unknown = sorted(set(as_of) - set(checked.tables))
         if unknown:
             raise invalid_field("as_of", f"the statement does not read {', '.join(unknown)}", reason="INVALID_AS_OF")
         sources, versions = [], {}
         for name in sorted(checked.tables):
-            source, version = await self._source(visible[name], as_of.get(name))
+            source, version = await self._source(name, policy, as_of.get(name))
             sources.append(source)
             versions[name] = version
         return Resolved(checked, tuple(sources), versions)
 
-    async def _source(self, dataset: DatasetInfo, version: int | None) -> tuple[TableSource, int]:
+    async def _source(self, name: str, policy: AccessPolicy, version: int | None) -> tuple[TableSource, int]:
+        dataset = policy.base_of(name)
+        source = functools.partial(
+            TableSource, name, tombstones=policy.tombstones.get(dataset.name), view=policy.views.get(name)
+        )
         if version is None or version == dataset.version:
             version, table_version = dataset.version, dataset.table_version
         else:
             table_version = await self._table_version(dataset, version)
         if table_version is None:
-            return TableSource(dataset.name, dataset.schema), version
+            return source(dataset.schema), version
         location = await self.location(dataset)
         snap = await self._run(tables.snapshot, location, table_version)
         if location.local_path is not None and all(f.startswith(self._readable) for f in snap.files):
-            return TableSource(dataset.name, snap.schema, files=snap.files), version
+            return source(snap.schema, files=snap.files), version
         if not snap.files:
-            return TableSource(dataset.name, snap.schema), version
+            return source(snap.schema), version
         arrow_dataset = await self._run(tables.pyarrow_dataset, location, table_version)
-        return TableSource(dataset.name, snap.schema, dataset=arrow_dataset), version
+        return source(snap.schema, dataset=arrow_dataset), version
 
     async def _table_version(self, dataset: DatasetInfo, version: int) -> int | None:
         name = dataset.name
@@ -291,41 +370,85 @@ class QueryService:
         self, name: str, apply_tombstones: bool, target_size: int
     ) -> tuple[DatasetInfo, DatasetInfo, dict[str, int]]:
         if apply_tombstones:
-            raise Unimplemented("applying soft tombstones arrives with the governance service; compact without it")
+            require_admin(current_principal(), "applying tombstones (Compact with apply_tombstones)")
         if target_size < 0:
             raise invalid_field("target_file_size_bytes", "must not be negative", reason="INVALID_ARGUMENT")
         async with self.lock(name):
-            return await self._compact(name, target_size)
+            before = await self.dataset(name)
+            tombstones = (await self.policy()).tombstones.get(name) if apply_tombstones else None
+            after, metrics = await self._compact(before, target_size, tombstones)
+        if tombstones is not None and tombstones.keys:
+            # Only once the rows are gone for good: a crash before this leaves them hidden still.
+            metrics["tombstones_cleared"] = await self._catalog.clear_tombstones(name, tombstones.keys)
+        return before, after, metrics
 
-    async def _compact(self, name: str, target_size: int) -> tuple[DatasetInfo, DatasetInfo, dict[str, int]]:
-        before = await self.dataset(name, refresh=True)
+    async def _compact(
+        self, before: DatasetInfo, target_size: int, tombstones: Tombstones | None
+    ) -> tuple[DatasetInfo, dict[str, int]]:
+        metrics = {"files_added": 0, "files_removed": 0, "rows_erased": 0, "tombstones_cleared": 0}
         if before.table_version is None:
-            return before, before, {"files_added": 0, "files_removed": 0}
+            return before, metrics
         location = await self.location(before)
         await self._run(tables.settle, location, before.table_version)
-        metrics = await self._run(tables.compact, location, target_size or None)
-        if not metrics["files_added"] and not metrics["files_removed"]:
-            return before, before, metrics
+        if tombstones is not None and tombstones.keys:
+            match = key_match(tombstones.key_column, before.schema, tombstones.keys, strict=False)
+            if match:
+                deleted = await self._run(tables.delete_rows, location, match)
+                metrics["rows_erased"] = deleted["rows_deleted"]
+        metrics.update(await self._run(tables.compact, location, target_size or None))
         table_version = await self._run(tables.latest_version, location)
+        if table_version == before.table_version:
+            return before, metrics
+        operation = "DELETE" if metrics["rows_erased"] else "COMPACT"
+        after = await self._register(before.name, location, table_version, operation, ("maintenance", "compact"))
+        return after, metrics
+
+    async def delete_rows(self, deletion: RowDeletion) -> Deleted:
+        """Deletes rows by key as a new version, then vacuums every file the new version does not
+        reference, so the deleted rows' bytes leave the bucket. A dry run only counts them."""
+        if not deletion.keys:
+            raise invalid_field("key_values", "give at least one key value", reason="EMPTY_KEYS")
+        if len(deletion.keys) > MAX_DELETION_KEYS:
+            raise invalid_field("key_values", f"at most {MAX_DELETION_KEYS} per call", reason="TOO_MANY_KEYS")
+        async with self.lock(deletion.dataset):
+            before = await self.dataset(deletion.dataset)
+            match = key_match(deletion.key_column, before.schema, deletion.keys, strict=True)
+            if before.table_version is None or match is None:
+                return Deleted(before.version, before.version, 0, 0)
+            location = await self.location(before)
+            matching = await self._run(tables.count_rows, location, before.table_version, match)
+            if deletion.dry_run or not matching:
+                return Deleted(before.version, before.version, matching, 0)
+            await self._run(tables.settle, location, before.table_version)
+            deleted = await self._run(tables.delete_rows, location, match)
+            table_version = await self._run(tables.latest_version, location)
+            after = await self._register(
+                before.name, location, table_version, "DELETE", ("erasure", deletion.erasure_id or "delete rows")
+            )
+            removed = await self._run(tables.vacuum, location, 0, False)
+        return Deleted(before.version, after.version, deleted["rows_deleted"], len(removed))
+
+    async def _register(
+        self, name: str, location: tables.TableLocation, table_version: int, operation: str, source: tuple[str, str]
+    ) -> DatasetInfo:
         snap = await self._run(tables.snapshot, location, table_version)
         after, _version, _dup = await self._catalog.register_version(
             NewVersion(
                 name,
                 table_version,
-                "COMPACT",
+                operation,
                 snap.schema,
                 snap.row_count,
                 snap.size_bytes,
                 snap.relative_files,
-                "maintenance",
-                "compact",
+                source[0],
+                source[1],
                 "",
                 "",
                 None,
             )
         )
-        self.forget_visible()
-        return before, after, metrics
+        return after
 
     async def vacuum(self, name: str, retention_hours: float | None, dry_run: bool) -> list[str]:
         hours = self._q.vacuum_retention_hours if retention_hours is None else retention_hours
@@ -377,6 +500,30 @@ def _rows_within(batch: pa.RecordBatch, budget: int) -> int:
     while rows > 0 and batch.slice(0, rows).nbytes > budget:
         rows = int(rows * 0.8)
     return rows
+
+
+def hash_salt(config: Config) -> str:
+    """The salt of hashed view columns: from the configured variable, else made once and kept
+    under the data directory (readable by the owner only), so hashes stay stable across restarts."""
+    variable = config.governance.hash_salt_env
+    if variable:
+        value = os.environ.get(variable, "")
+        if not value:
+            raise ConfigError(f"governance.hash_salt_env: environment variable {variable} is unset or empty")
+        return value
+    path = config.data_dir / "secrets" / "view-hash-salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        draft = path.with_name(f".{path.name}.{os.getpid()}")
+        draft.write_text(secrets.token_hex(32))
+        draft.chmod(0o600)
+        try:
+            os.link(draft, path)  # atomic, and fails if another process got there first
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 def _configured_local_buckets(config: Config) -> list[Path]:

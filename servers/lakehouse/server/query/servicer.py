@@ -18,6 +18,7 @@ from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.convert import to_timestamp
+from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.errors import FailedPrecondition, invalid_field
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.paging import page_of, page_request
@@ -33,13 +34,14 @@ from lakehouse.server.query.convert import (
     seconds,
     statement_pb,
     summary_pb,
+    table_pb,
     vacuum_pb,
 )
 from lakehouse.server.query.errors import UploadIdle, UploadTooLarge
 from lakehouse.server.query.flight import FlightEndpoint
 from lakehouse.server.query.ingestion import Ingestor, Lineage, Summary, Target
 from lakehouse.server.query.peers import CatalogGateway, StorageGateway
-from lakehouse.server.query.service import QueryService, Statement
+from lakehouse.server.query.service import QueryService, RowDeletion, Statement
 
 SERVICE = pb.DESCRIPTOR.services_by_name["QueryService"]
 
@@ -80,23 +82,23 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
 
     async def ListTables(self, request: pb.ListTablesRequest, context: Any) -> pb.ListTablesResponse:
         page = page_request(request.page_size, request.page_token)
-        visible = sorted(await self._queries.visible_datasets(refresh=True), key=lambda d: d.name)
+        readable = await self._queries.readable_tables()
         chosen, token = page_of(
-            [d for d in visible if page.after is None or d.name > page.after][: page.size + 1], page, lambda d: d.name
+            [t for t in readable if page.after is None or t.name > page.after][: page.size + 1], page, lambda t: t.name
         )
-        tables = [
-            pb.Table(
-                name=d.name,
-                kind=pb.TABLE_KIND_DATASET,
-                schema=arrow_schema(d.schema),
-                version=d.version,
-                row_count=d.row_count,
-                description=d.description,
-                update_time=to_timestamp(d.update_time),
-            )
-            for d in chosen
-        ]
-        return pb.ListTablesResponse(tables=tables, next_page_token=token)
+        return pb.ListTablesResponse(tables=[table_pb(t) for t in chosen], next_page_token=token)
+
+    async def DeleteRows(self, request: pb.DeleteRowsRequest, context: Any) -> pb.DeleteRowsResponse:
+        deletion = RowDeletion(
+            request.dataset, request.key_column, tuple(request.key_values), request.erasure_id, request.dry_run
+        )
+        deleted = await self._queries.delete_rows(deletion)
+        return pb.DeleteRowsResponse(
+            version_before=deleted.version_before,
+            version_after=deleted.version_after,
+            rows_removed=deleted.rows_removed,
+            files_removed=deleted.files_removed,
+        )
 
     async def IngestFile(
         self, request_iterator: AsyncIterator[pb.IngestFileRequest], context: Any
@@ -261,14 +263,18 @@ def _timeout(request: Any, context: Any) -> float | None:
 
 
 def build(
-    config: Config, executor: BlockingExecutor, peers: PeerChannels, authenticator: TokenAuthenticator
+    config: Config,
+    executor: BlockingExecutor,
+    peers: PeerChannels,
+    authenticator: TokenAuthenticator,
+    denials: DenialJournal | None = None,
 ) -> ServiceBinding:
     """The query service with its Flight endpoint, ready to host."""
     catalog = CatalogGateway(peers)
     storage = StorageGateway(peers, executor)
     queries = QueryService(config, catalog, storage, executor.run)
     ingestor = Ingestor(config, queries, catalog, storage, executor.run)
-    flight = FlightEndpoint(config, queries, ingestor, authenticator)
+    flight = FlightEndpoint(config, queries, ingestor, authenticator, denials)
     servicer = QueryServicer(config, queries, ingestor, lambda: flight.location)
 
     async def start(server: MeshServer) -> dict[str, str]:

@@ -29,6 +29,7 @@ from pyarrow import fs as pafs
 
 from lakehouse.server.common.config import S3Config
 from lakehouse.server.query.errors import CommitConflict
+from lakehouse.server.query.policy import KeyMatch
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,25 @@ def compact(location: TableLocation, target_size: int | None) -> dict[str, int]:
     return {
         "files_added": int(metrics.get("numFilesAdded", 0)),
         "files_removed": int(metrics.get("numFilesRemoved", 0)),
+    }
+
+
+def count_rows(location: TableLocation, version: int, match: KeyMatch) -> int:
+    """Rows of one version whose key is in `match`."""
+    dataset = pyarrow_dataset(location, version)
+    return int(dataset.count_rows(filter=pads.field(match.column).isin(list(match.values))))
+
+
+def delete_rows(location: TableLocation, match: KeyMatch) -> dict[str, int]:
+    """Deletes the matching rows in one commit; files holding them are rewritten without them."""
+    table = DeltaTable(location.uri, storage_options=location.options or None)
+    try:
+        metrics = table.delete(match.predicate())
+    except CommitFailedError as exc:
+        raise CommitConflict(f"another commit to the table won: {exc}; retrying is safe", retry_after_s=0.1) from exc
+    return {
+        "rows_deleted": int(metrics.get("num_deleted_rows", 0)),
+        "files_rewritten": int(metrics.get("num_removed_files", 0)),
     }
 
 
