@@ -2,7 +2,7 @@
 
 A filter is stored as text and spliced into SQL by the query service as `WHERE (<filter>)`, so the
 text must be exactly one expression there and nothing else. It is checked the way the SQL sandbox
-checks statements (query/sandbox.py), whose deny lists it shares:
+checks statements (query/sandbox.py), with the same deny lists (common/sqlrules.py):
 
 1. DuckDB parses `SELECT 1 FROM __base WHERE (<filter>)` on a parse-only connection, and the tree
    from `json_serialize_sql` must equal the tree of `... WHERE (TRUE)` everywhere but the WHERE
@@ -28,7 +28,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse.server.common.errors import InvalidArgument, invalid_field
-from lakehouse.server.query.sandbox import DENIED_FUNCTION_PREFIXES, DENIED_FUNCTIONS
+from lakehouse.server.common.sqlrules import DENIED_FUNCTION_PREFIXES, DENIED_FUNCTIONS
 
 MAX_ROW_FILTER_CHARS = 4096
 REASON = "INVALID_ROW_FILTER"
