@@ -219,6 +219,14 @@ async def test_a_view_change_applies_to_the_very_next_statement(gov) -> None:
     assert await view_rows(agent) == []
 
 
+async def test_policy_answers_carry_the_configured_lease(gov) -> None:
+    answer = await Catalog(gov, AGENT)("GetAccessPolicy", cpb.GetAccessPolicyRequest())
+    assert answer.lease.ToMilliseconds() == gov.config.catalog.policy_lease_ms == 20
+    assert [v.name for v in answer.policy.views] == ["workers_safe"] and answer.policy.restricted
+    again = await Catalog(gov, AGENT)("GetAccessPolicy", cpb.GetAccessPolicyRequest(known_revision=answer.revision))
+    assert again.unchanged and not again.HasField("policy")
+
+
 async def test_an_agent_reads_its_view_over_flight_and_nothing_else(gov) -> None:
     location = flight_location(gov)
 

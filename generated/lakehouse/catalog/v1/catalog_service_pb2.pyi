@@ -1,5 +1,6 @@
 import datetime
 
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from lakehouse.common.v1 import arrow_pb2 as _arrow_pb2
@@ -799,14 +800,16 @@ class GetAccessPolicyRequest(_message.Message):
     def __init__(self, known_revision: _Optional[int] = ...) -> None: ...
 
 class GetAccessPolicyResponse(_message.Message):
-    __slots__ = ("revision", "unchanged", "policy")
+    __slots__ = ("revision", "unchanged", "policy", "lease")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
+    LEASE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     unchanged: bool
     policy: AccessPolicy
-    def __init__(self, revision: _Optional[int] = ..., unchanged: _Optional[bool] = ..., policy: _Optional[_Union[AccessPolicy, _Mapping]] = ...) -> None: ...
+    lease: _duration_pb2.Duration
+    def __init__(self, revision: _Optional[int] = ..., unchanged: _Optional[bool] = ..., policy: _Optional[_Union[AccessPolicy, _Mapping]] = ..., lease: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class Denial(_message.Message):
     __slots__ = ("time", "method", "principal", "code", "reason", "message", "request_id", "peer")

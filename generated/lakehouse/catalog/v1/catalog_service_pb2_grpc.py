@@ -426,7 +426,8 @@ class CatalogServiceServicer:
         read (views with their definitions and base datasets), the soft tombstones that hide rows of
         them, and the collections and memory namespaces it may reach. The query, vector, memory and
         chat services enforce it on every call. `revision` changes with every catalog change that can
-        alter a policy; a caller that sends the revision it holds gets `unchanged` and no policy.
+        alter a policy; a caller that sends the revision it holds gets `unchanged` and no policy. An
+        answer may be used without asking again for its `lease`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -270,6 +270,10 @@ class GovernanceService(StoreUnit):
 
     # -- access policy -------------------------------------------------------------------------
 
+    @property
+    def policy_lease_s(self) -> float:
+        return self._store.policy_lease_s
+
     async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
         """The current revision, and the caller's policy unless `known_revision` is current."""
         return await self._run(self._read, _access_policy, known_revision, current_principal())

@@ -9,6 +9,8 @@ check reaches the storage service through the injected `BucketDirectory`.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import re
 import uuid
@@ -69,6 +71,9 @@ OWNER_ONLY_FIELDS = ("owner", "tags")
 INT64_MAX = 2**63 - 1
 # Journaled entities whose changes can alter an access policy: they bump its revision.
 POLICY_ENTITIES = frozenset({"dataset", "view", "profile", "tombstone"})
+# Set by `StoreUnit._write` for the transaction it runs (the executor copies the context, and
+# with it this list): `journal` marks it when the transaction bumps the policy revision.
+_POLICY_CHANGED: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar("policy_changed", default=None)
 
 
 def dataset_id(name: str) -> str:
@@ -145,8 +150,20 @@ class StoreUnit:
         self._run = run
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """Runs a writing transaction in the executor, once more if it lost a race (see `retried`)."""
-        result: T = await self._run(retried, fn, *args)
+        """Runs a writing transaction in the executor, once more if it lost a race (see `retried`).
+
+        A write that changed an access policy answers only once the lease of policies given out
+        before it has run out: services reuse a policy for its lease without asking, so when this
+        call returns none of them still acts on the old one (erasure and revocation apply at once).
+        """
+        changed: list[bool] = []
+        token = _POLICY_CHANGED.set(changed)
+        try:
+            result: T = await self._run(retried, fn, *args)
+        finally:
+            _POLICY_CHANGED.reset(token)
+        if changed and self._store.policy_lease_s:
+            await asyncio.sleep(self._store.policy_lease_s)
         return result
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -677,6 +694,9 @@ def journal(
     )
     if changes_policy if changes_policy is not None else entity_type in POLICY_ENTITIES:
         tx.bump_policy_revision()
+        changed = _POLICY_CHANGED.get()
+        if changed is not None:
+            changed.append(True)
 
 
 def int_token(value: str | None, field: str) -> int | None:

@@ -31,7 +31,7 @@ from lakehouse.server.catalog.store import CatalogStore, LineageRecord, create_c
 from lakehouse.server.common.app import ServiceBinding
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import current_principal
-from lakehouse.server.common.convert import from_timestamp
+from lakehouse.server.common.convert import from_timestamp, seconds
 from lakehouse.server.common.errors import NotFound
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.paging import page_request
@@ -182,9 +182,10 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
 
     async def GetAccessPolicy(self, request: pb.GetAccessPolicyRequest, context: Any) -> pb.GetAccessPolicyResponse:
         revision, policy = await self._gov.access_policy(request.known_revision)
+        lease = seconds(self._gov.policy_lease_s)
         if policy is None:
-            return pb.GetAccessPolicyResponse(revision=revision, unchanged=True)
-        return pb.GetAccessPolicyResponse(revision=revision, policy=policy_pb(policy))
+            return pb.GetAccessPolicyResponse(revision=revision, unchanged=True, lease=lease)
+        return pb.GetAccessPolicyResponse(revision=revision, policy=policy_pb(policy), lease=lease)
 
     # -- erasure -------------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class StorageBuckets:
 
 def build(config: Config, executor: BlockingExecutor, peers: PeerChannels, auth_enabled: bool) -> ServiceBinding:
     """The catalog service ready to host: opens (and if needed creates) its database."""
-    store = CatalogStore(create_catalog_engine(config.catalog_url))
+    store = CatalogStore(create_catalog_engine(config.catalog_url), config.catalog.policy_lease_ms / 1000)
     store.create_schema()
     service = domain.CatalogService(store, executor.run, StorageBuckets(peers), config.storage.default_bucket)
     token_profiles = frozenset(t.profile for t in config.auth.tokens if t.profile)

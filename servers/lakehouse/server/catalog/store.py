@@ -491,8 +491,10 @@ def _switch_to_wal(cursor: Any, attempts: int = 100) -> None:
 class CatalogStore:
     """Tables and queries; one `Tx` per unit of work."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, policy_lease_s: float = 0.0) -> None:
         self.engine = engine
+        self.policy_lease_s = policy_lease_s
+        """How long a service may use an access policy; a change to one answers after this long."""
 
     def create_schema(self) -> None:
         """Creates missing tables and the journal triggers; replicas may call it at the same time."""

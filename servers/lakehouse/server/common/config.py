@@ -203,6 +203,10 @@ class CatalogConfig:
 
     url: str = ""
     """SQLAlchemy URL of the catalog database; empty means SQLite at <data_dir>/catalog.db."""
+    policy_lease_ms: int = pydantic.Field(default=20, ge=0, le=1000)
+    """How long services may use an access policy before asking the catalog again; every change
+    to a policy waits this long before it answers, so no service acts on a policy older than a
+    change already acknowledged. 0: services ask on every call."""
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from lakehouse.server.common.errors import invalid_field
 
@@ -28,3 +28,9 @@ def from_timestamp(stamp: timestamp_pb2.Timestamp, present: bool, field: str) ->
         raise invalid_field(
             field, "outside the range of dates this server handles (years 1 to 9999)", reason="INVALID_TIMESTAMP"
         ) from None
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    out = duration_pb2.Duration()
+    out.FromNanoseconds(int(value * 1e9))
+    return out

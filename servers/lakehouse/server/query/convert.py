@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import duration_pb2
-
 from lakehouse.client.arrow import arrow_schema
 from lakehouse.client.query import parameters as client_parameters
 from lakehouse.common.v1 import progress_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
-from lakehouse.server.common.convert import to_timestamp
+from lakehouse.server.common.convert import seconds, to_timestamp
 from lakehouse.server.common.errors import invalid_field
 from lakehouse.server.query.ingest import FileOptions
 from lakehouse.server.query.ingestion import ProgressEvent, Summary
@@ -35,12 +33,6 @@ DRIVERS = {
     pb.DATABASE_DRIVER_SQLITE: "sqlite",
     pb.DATABASE_DRIVER_DUCKDB: "duckdb",
 }
-
-
-def seconds(value: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(int(value * 1e9))
-    return out
 
 
 def parameters(values: Any) -> list[Any] | dict[str, Any] | None:

@@ -67,11 +67,20 @@ class NewVersion:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PolicyAnswer:
+    revision: int
+    policy: AccessPolicy | None
+    """None when the revision the caller sent is current."""
+    lease_s: float
+    """How long after asking the answer may be used without asking again."""
+
+
 class Catalog(Protocol):
     async def list_datasets(self) -> list[DatasetInfo]: ...
 
-    async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
-        """The caller's policy and its revision; None when `known_revision` is current."""
+    async def access_policy(self, known_revision: int) -> PolicyAnswer:
+        """The caller's policy, unless `known_revision` is current."""
         ...
 
     async def clear_tombstones(self, name: str, keys: tuple[str, ...]) -> int:

@@ -19,7 +19,7 @@ from lakehouse.server.common.convert import from_timestamp
 from lakehouse.server.common.errors import NotFound
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
-from lakehouse.server.query.gateways import DatasetInfo, NewVersion, VersionInfo
+from lakehouse.server.query.gateways import DatasetInfo, NewVersion, PolicyAnswer, VersionInfo
 from lakehouse.server.query.policy import AccessPolicy, Redaction, Tombstones, ViewRule
 
 _REDACTIONS = {
@@ -107,9 +107,10 @@ class CatalogGateway:
             if not token:
                 return datasets
 
-    async def access_policy(self, known_revision: int) -> tuple[int, AccessPolicy | None]:
+    async def access_policy(self, known_revision: int) -> PolicyAnswer:
         response = await self.client.get_access_policy(known_revision)
-        return response.revision, None if response.unchanged else access_policy(response.policy)
+        policy = None if response.unchanged else access_policy(response.policy)
+        return PolicyAnswer(response.revision, policy, response.lease.ToNanoseconds() / 1e9)
 
     async def clear_tombstones(self, name: str, keys: tuple[str, ...]) -> int:
         response = await self.client.restore_rows(

@@ -133,29 +133,41 @@ class _Running:
 
 
 class _Policies:
-    """Access policies by principal, each revalidated against the catalog's revision per use."""
+    """Access policies by principal. One is reused without asking the catalog for the lease the
+    catalog gave with it (policy changes answer only after that lease, so a reused policy is never
+    older than a change its caller has seen acknowledged); after that the catalog confirms it."""
 
     def __init__(self, catalog: Catalog, size: int = 1024) -> None:
         self._catalog = catalog
         self._size = size
-        self._held: OrderedDict[tuple[str, str, str], tuple[int, AccessPolicy]] = OrderedDict()
+        self._held: OrderedDict[tuple[str, str, str], _Held] = OrderedDict()
 
     async def get(self) -> AccessPolicy:
         principal = current_principal()
         key = (principal.name, principal.role, principal.profile)
         held = self._held.get(key)
-        revision, fresh = await self._catalog.access_policy(held[0] if held else 0)
-        if fresh is None and held is not None:
-            self._held.move_to_end(key)
-            return held[1]
-        if fresh is None:  # "unchanged" for a revision we never held: ask for the whole policy
-            revision, fresh = await self._catalog.access_policy(0)
-            assert fresh is not None
-        self._held[key] = (revision, fresh)
+        asked = time.monotonic()
+        if held is not None and asked < held.until:
+            return held.policy
+        answer = await self._catalog.access_policy(held.revision if held else 0)
+        policy = answer.policy or (held.policy if held else None)
+        if policy is None:  # "unchanged" for a revision this process never held: ask for all of it
+            answer = await self._catalog.access_policy(0)
+            policy = answer.policy
+            assert policy is not None
+        self._held[key] = _Held(answer.revision, policy, asked + answer.lease_s)
         self._held.move_to_end(key)
         while len(self._held) > self._size:
             self._held.popitem(last=False)
-        return fresh
+        return policy
+
+
+@dataclass(frozen=True)
+class _Held:
+    revision: int
+    policy: AccessPolicy
+    until: float
+    """Monotonic time until which the policy is used without asking."""
 
 
 class QueryService:

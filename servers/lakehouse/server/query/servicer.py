@@ -17,7 +17,7 @@ from lakehouse.query.v1 import query_service_pb2_grpc as pb_grpc
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import Config
-from lakehouse.server.common.convert import to_timestamp
+from lakehouse.server.common.convert import seconds, to_timestamp
 from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.errors import FailedPrecondition, invalid_field
 from lakehouse.server.common.executor import BlockingExecutor
@@ -31,7 +31,6 @@ from lakehouse.server.query.convert import (
     file_options,
     parameters,
     progress_pb,
-    seconds,
     statement_pb,
     summary_pb,
     table_pb,
