@@ -207,6 +207,15 @@ class QueryService:
             return policy.datasets[name]
         raise self._unreadable(name, policy)
 
+    async def current_dataset(self, name: str) -> DatasetInfo:
+        """A dataset the caller may read, as the catalog has it now: what a commit builds on (a
+        policy may be a lease old, and settling on an older version would undo a newer commit)."""
+        await self.dataset(name)
+        dataset = await self._catalog.get_dataset(name)
+        if dataset is None:
+            raise NotFound(f"dataset {name!r} does not exist", reason="DATASET_NOT_FOUND")
+        return dataset
+
     def _unreadable(self, name: str, policy: AccessPolicy) -> Exception:
         allowed = ", ".join(sorted(policy.readable)) or "none"
         if name in policy.views:
@@ -386,7 +395,7 @@ class QueryService:
         if target_size < 0:
             raise invalid_field("target_file_size_bytes", "must not be negative", reason="INVALID_ARGUMENT")
         async with self.lock(name):
-            before = await self.dataset(name)
+            before = await self.current_dataset(name)
             tombstones = (await self.policy()).tombstones.get(name) if apply_tombstones else None
             after, metrics = await self._compact(before, target_size, tombstones)
         if tombstones is not None and tombstones.keys:
@@ -423,7 +432,7 @@ class QueryService:
         if len(deletion.keys) > MAX_DELETION_KEYS:
             raise invalid_field("key_values", f"at most {MAX_DELETION_KEYS} per call", reason="TOO_MANY_KEYS")
         async with self.lock(deletion.dataset):
-            before = await self.dataset(deletion.dataset)
+            before = await self.current_dataset(deletion.dataset)
             match = key_match(deletion.key_column, before.schema, deletion.keys, strict=True)
             if before.table_version is None or match is None:
                 return Deleted(before.version, before.version, 0, 0)
