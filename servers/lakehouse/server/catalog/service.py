@@ -47,6 +47,7 @@ from lakehouse.server.catalog.store import (
     VersionRecord,
     unique_tags,
 )
+from lakehouse.server.common.audit import Denial
 from lakehouse.server.common.context import current_call, current_principal
 from lakehouse.server.common.errors import invalid_field
 from lakehouse.server.common.names import (
@@ -515,20 +516,6 @@ class CatalogService(StoreUnit):
                     _clip(d.request_id, 128),
                 )
         return len(denials)
-
-
-@dataclass(frozen=True)
-class Denial:
-    """A call a service refused, as it reports it."""
-
-    time: datetime | None
-    method: str
-    principal: str
-    code: str
-    reason: str
-    message: str
-    request_id: str
-    peer: str
 
 
 MAX_DENIALS = 1000

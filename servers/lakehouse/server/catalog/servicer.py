@@ -29,6 +29,7 @@ from lakehouse.server.catalog.governance import GovernanceService
 from lakehouse.server.catalog.peers import DerivedPeers, QueryRows, VectorCollections
 from lakehouse.server.catalog.store import CatalogStore, LineageRecord, create_catalog_engine
 from lakehouse.server.common.app import ServiceBinding
+from lakehouse.server.common.audit import Denial
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import current_principal
 from lakehouse.server.common.convert import from_timestamp, seconds
@@ -230,7 +231,7 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
 
     async def RecordDenials(self, request: pb.RecordDenialsRequest, context: Any) -> pb.RecordDenialsResponse:
         denials = [
-            domain.Denial(
+            Denial(
                 time=from_timestamp(d.time, d.HasField("time"), f"denials[{i}].time"),
                 method=d.method,
                 principal=d.principal,

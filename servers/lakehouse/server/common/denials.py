@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from lakehouse.catalog.v1 import catalog_service_pb2 as catalog_pb
 from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.errors import DeadlineExceededError, LakehouseClientError, UnavailableError
+from lakehouse.server.common.audit import Denial
 from lakehouse.server.common.peers import PeerChannels
 
 log = logging.getLogger("lakehouse.denials")
@@ -26,18 +26,6 @@ BATCH = 1000
 RETRY_S = 2.0
 _JOURNAL_METHOD = "RecordDenials"  # its own denials are only logged: journaling them could loop
 _MAX_TEXT = 1000
-
-
-@dataclass(frozen=True)
-class Denial:
-    method: str
-    principal: str
-    code: str
-    reason: str
-    message: str
-    request_id: str
-    peer: str
-    time: datetime
 
 
 class DenialJournal:
@@ -57,7 +45,7 @@ class DenialJournal:
         self, method: str, principal: str, code: str, reason: str, message: str, request_id: str, peer: str
     ) -> None:
         """Queues one denial; never blocks and never raises."""
-        denial = Denial(method, principal, code, reason, message[:_MAX_TEXT], request_id, peer, datetime.now(UTC))
+        denial = Denial(datetime.now(UTC), method, principal, code, reason, message[:_MAX_TEXT], request_id, peer)
         if not self._journal or method.endswith("/" + _JOURNAL_METHOD):
             self._log(denial)
             return
@@ -149,5 +137,6 @@ def _denial_pb(denial: Denial) -> catalog_pb.Denial:
         request_id=denial.request_id,
         peer=denial.peer,
     )
-    message.time.FromDatetime(denial.time)
+    if denial.time is not None:
+        message.time.FromDatetime(denial.time)
     return message
