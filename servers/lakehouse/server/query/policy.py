@@ -11,6 +11,7 @@ SQL text, so EXPLAIN cannot show it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -65,8 +66,9 @@ class AccessPolicy:
     collections: tuple[str, ...] = ()
     memory_namespaces: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def readable(self) -> frozenset[str]:
+        """Every name the principal may query (computed once: each statement's check hashes it)."""
         return frozenset(self.datasets) | frozenset(self.views)
 
     def base_of(self, name: str) -> DatasetInfo:
