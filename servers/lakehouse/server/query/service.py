@@ -14,7 +14,6 @@ import os
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import pyarrow as pa
 from lakehouse.server.common.config import Config, ConfigError
 from lakehouse.server.common.context import current_principal
 from lakehouse.server.common.errors import NotFound, PermissionDenied, invalid_field
+from lakehouse.server.common.leases import LeasedPolicies
 from lakehouse.server.common.roles import require_admin
 from lakehouse.server.query import engine, tables
 from lakehouse.server.query.engine import SqlEngine, TableSource
@@ -132,44 +132,6 @@ class _Running:
                 self.cursor.interrupt()
 
 
-class _Policies:
-    """Access policies by principal. One is reused without asking the catalog for the lease the
-    catalog gave with it (policy changes answer only after that lease, so a reused policy is never
-    older than a change its caller has seen acknowledged); after that the catalog confirms it."""
-
-    def __init__(self, catalog: Catalog, size: int = 1024) -> None:
-        self._catalog = catalog
-        self._size = size
-        self._held: OrderedDict[tuple[str, str, str], _Held] = OrderedDict()
-
-    async def get(self) -> AccessPolicy:
-        principal = current_principal()
-        key = (principal.name, principal.role, principal.profile)
-        held = self._held.get(key)
-        asked = time.monotonic()
-        if held is not None and asked < held.until:
-            return held.policy
-        answer = await self._catalog.access_policy(held.revision if held else 0)
-        policy = answer.policy or (held.policy if held else None)
-        if policy is None:  # "unchanged" for a revision this process never held: ask for all of it
-            answer = await self._catalog.access_policy(0)
-            policy = answer.policy
-            assert policy is not None
-        self._held[key] = _Held(answer.revision, policy, asked + answer.lease_s)
-        self._held.move_to_end(key)
-        while len(self._held) > self._size:
-            self._held.popitem(last=False)
-        return policy
-
-
-@dataclass(frozen=True)
-class _Held:
-    revision: int
-    policy: AccessPolicy
-    until: float
-    """Monotonic time until which the policy is used without asking."""
-
-
 class QueryService:
     def __init__(self, config: Config, catalog: Catalog, storage: Storage, run: Callable[..., Awaitable[Any]]) -> None:
         self._config = config
@@ -181,7 +143,7 @@ class QueryService:
         self.engine = SqlEngine(self._q, readable, hash_salt(config))
         self._readable = tuple(str(p.resolve()) + "/" for p in readable)
         self._pool = ThreadPoolExecutor(max_workers=self._q.concurrent_queries + 2, thread_name_prefix="lakehouse-sql")
-        self._policies = _Policies(catalog)
+        self._policies = LeasedPolicies(catalog.access_policy)
         self._locks: dict[str, asyncio.Lock] = {}
         self._table_versions: dict[tuple[str, int], int | None] = {}
 
