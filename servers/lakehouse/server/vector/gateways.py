@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 Metric = Literal["COSINE", "IP", "L2"]
 IndexKind = Literal["AUTOINDEX", "FLAT", "IVF_FLAT", "HNSW", "GPU_CAGRA"]
@@ -219,19 +220,46 @@ class Memory(Protocol):
 
 
 @dataclass(frozen=True)
+class SourceTable:
+    """A dataset or view as the caller sees it through the query service (ListTables)."""
+
+    name: str
+    base_dataset: str
+    """The dataset itself, or the view's base dataset: what vectors name as `source_dataset`, so
+    a hard erasure of the base reaches them."""
+    is_view: bool
+    version: int
+    """Current catalog version (for a view, its base dataset's)."""
+    schema: pa.Schema
+    """Columns as the caller sees them (a view's after redaction)."""
+
+
+@dataclass(frozen=True)
 class SourceRows:
     """Rows of a dataset or view read through the query service under the caller's principal."""
 
     dataset: str
     version: int
-    batches: AsyncIterator[object]
-    """pyarrow.RecordBatch items."""
+    """Catalog version read (for a view, its base dataset's)."""
+    batches: AsyncIterator[pa.RecordBatch]
+    """The rows in batches, never the whole result at once; closing the iterator (aclose) stops
+    the transfer."""
 
 
 class Query(Protocol):
-    async def read(self, dataset: str, version: int | None, columns: Sequence[str]) -> SourceRows: ...
+    """The query service as the caller: profiles, views and tombstones apply to every read."""
 
-    async def current_version(self, dataset: str) -> int: ...
+    async def describe(self, name: str) -> SourceTable:
+        """The dataset or view `name`; NotFound DATASET_NOT_FOUND or PermissionDenied
+        TABLE_NOT_ALLOWED when the caller cannot read it."""
+        ...
+
+    async def read(self, name: str, version: int | None, columns: Sequence[str]) -> SourceRows:
+        """`columns` of every row of `name` at `version` (None: the current one); NotFound
+        VERSION_NOT_FOUND for a version that does not exist."""
+        ...
+
+    async def current_version(self, name: str) -> int: ...
 
 
 class Catalog(Protocol):
