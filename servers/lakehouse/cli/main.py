@@ -13,6 +13,7 @@ import click
 import sqlalchemy.exc
 
 from lakehouse.cli import commands, data, governance
+from lakehouse.cli.models import models
 from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
 from lakehouse.server.common.errors import LakehouseError
@@ -121,6 +122,7 @@ def _startup_problem(exc: BaseException) -> str:
 
 commands.register(cli)
 cli.add_command(sample_command)
+cli.add_command(models)
 for command in (*data.COMMANDS, *governance.COMMANDS):
     cli.add_command(command)
 
