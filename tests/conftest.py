@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from tests.support.mesh import Backends, RunningMesh, make_config, start_mesh
+from tests.support.milvus import milvus_lite_server, milvus_server  # noqa: F401 (session fixtures)
 from tests.support.servers import PostgresInfo, S3Info, moto_s3_server, postgres_server, s3_env
 
 
