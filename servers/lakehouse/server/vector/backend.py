@@ -507,6 +507,9 @@ class MilvusBackend:
         # Every failed call is already a domain error with Milvus's message; pymilvus would also log
         # each one (a bad filter included) as an ERROR with a traceback.
         logging.getLogger("pymilvus.decorators").setLevel(logging.CRITICAL)
+        if self._version.startswith("milvus_lite"):
+            # Milvus Lite keeps no MVCC timestamps for iterators; pymilvus warns on every scan.
+            logging.getLogger("pymilvus.client.iterator.query_iterator").setLevel(logging.ERROR)
         return client
 
     def _live_client(self) -> MilvusClient:
