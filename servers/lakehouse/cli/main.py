@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy.exc
 
-from lakehouse.cli import commands, data, governance
+from lakehouse.cli import commands, data, governance, vectors
 from lakehouse.cli.models import models
 from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
@@ -123,7 +123,7 @@ def _startup_problem(exc: BaseException) -> str:
 commands.register(cli)
 cli.add_command(sample_command)
 cli.add_command(models)
-for command in (*data.COMMANDS, *governance.COMMANDS):
+for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS):
     cli.add_command(command)
 
 
