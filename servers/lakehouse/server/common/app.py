@@ -57,6 +57,8 @@ class MeshServer:
         self._on_stopped = on_stopped
         self._authenticator = authenticator
         self._denials = denials
+        self._not_serving: set[str] = set()
+        self._health: HealthServicer | None = None
         self.port = 0
         self.endpoints: dict[str, str] = {}
         """Extra endpoints the services opened, for example {"flight": "grpc+tcp://127.0.0.1:50052"}."""
@@ -112,12 +114,22 @@ class MeshServer:
         await self._health.set("", health_pb2.HealthCheckResponse.SERVING)
         for binding in self._bindings:
             if binding.serving:  # a contract without a server here has no health entry (NOT_FOUND)
-                await self._health.set(binding.full_name, health_pb2.HealthCheckResponse.SERVING)
+                await self._health.set(binding.full_name, _status(binding.full_name not in self._not_serving))
         extras = "".join(f", {name} on {uri}" for name, uri in self.endpoints.items())
         log.info("serving %s on %s%s", ", ".join(b.name for b in self._bindings), self.address, extras)
 
+    async def set_serving(self, full_name: str, serving: bool) -> None:
+        """Reports one hosted service as able to serve or not (its backend went away or came back)."""
+        if serving:
+            self._not_serving.discard(full_name)
+        else:
+            self._not_serving.add(full_name)
+        if self._health is not None:  # ignored once draining: everything is NOT_SERVING then
+            await self._health.set(full_name, _status(serving))
+
     async def stop(self) -> None:
         """Health goes NOT_SERVING, in-flight calls get the grace period, then services close."""
+        assert self._health is not None, "stop() before start()"
         await self._health.enter_graceful_shutdown()
         # Load balancers need a moment to see NOT_SERVING before the port stops taking calls.
         await asyncio.sleep(self._config.server.drain_delay_s)
@@ -132,6 +144,10 @@ class MeshServer:
         if self._on_stopped is not None:
             await self._on_stopped()
         log.info("stopped")
+
+
+def _status(serving: bool) -> health_pb2.HealthCheckResponse.ServingStatus.ValueType:
+    return health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 async def serve_until_signalled(server: MeshServer, on_started: Callable[[MeshServer], None] | None = None) -> None:
