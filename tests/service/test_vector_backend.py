@@ -178,8 +178,20 @@ async def test_upsert_replaces_by_id_and_keeps_indexdataset_fields(backend: Milv
     assert record.metadata == {"year": 2022, "content_sha256": "ab", **source}
 
 
+async def test_concurrent_upserts_all_land(backend: MilvusBackend, docs: str) -> None:
+    batch = unique("many")
+    groups = [
+        [Record(f"{batch}-{g}-{i}", unit(0, 0, 0, 1, g + 1, i + 1), "", {"year": g}) for i in range(50)]
+        for g in range(8)
+    ]
+    assert await asyncio.gather(*(backend.upsert(docs, group) for group in groups)) == [50] * 8
+    ids = [r.id for group in groups for r in group]
+    assert len(await backend.get(docs, ids, with_vectors=False, fields=("year",))) == len(ids)
+
+
 async def test_search_reports_normalised_distances_closest_first(backend: MilvusBackend, docs: str) -> None:
-    hits = await backend.search(docs, DOCS[0].vector, 4, consistency="Strong")
+    only_docs = 'id in ["a", "b", "c", "d"]'  # other tests add rows to this collection
+    hits = await backend.search(docs, DOCS[0].vector, 4, filter=only_docs, consistency="Strong")
     assert [h.id for h in hits][:2] == ["a", "d"]
     assert hits[0].distance == pytest.approx(0.0, abs=1e-5)  # an exact match under COSINE
     cosine_b = float(np.dot(DOCS[0].vector, DOCS[1].vector))
@@ -188,7 +200,7 @@ async def test_search_reports_normalised_distances_closest_first(backend: Milvus
     assert hits[0].text == "alpha"
     assert hits[0].metadata["client"] == "acme"
 
-    narrow = await backend.search(docs, DOCS[0].vector, 2, fields=["year"], params={"ef": 16})
+    narrow = await backend.search(docs, DOCS[0].vector, 2, filter=only_docs, fields=["year"], params={"ef": 16})
     assert [set(h.metadata) for h in narrow] == [{"year"}, {"year"}]
 
 

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -410,6 +410,7 @@ class MilvusBackend:
         self._down = ""
         self._closed = False
         self._shapes: dict[str, _Shape] = {}
+        self._write_locks: dict[str, threading.Lock] = {}
 
     # -- protocol: identity and lifecycle -------------------------------------------------------
 
@@ -581,6 +582,18 @@ class MilvusBackend:
             if isinstance(error, NotFound) and collection:
                 self._shapes.pop(collection, None)
             raise error from e
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[None]:
+        """One write at a time per collection on Milvus Lite, whose engine is single-writer per
+        collection (its gRPC server would otherwise run concurrent writes on several threads)."""
+        if self.kind != "milvus-lite":
+            yield
+            return
+        with self._lock:
+            lock = self._write_locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
 
     @staticmethod
     def _not_loaded(e: MilvusException) -> bool:
@@ -873,6 +886,7 @@ class MilvusBackend:
             self._call(drop, collection=name)
         finally:
             self._shapes.pop(name, None)
+            self._write_locks.pop(name, None)
 
     async def flush(self, name: str) -> None:
         await self._executor.run(self._flush, name)
@@ -883,7 +897,8 @@ class MilvusBackend:
                 raise NotFound(f"collection {name!r} does not exist", reason="COLLECTION_NOT_FOUND")
             client.flush(name, timeout=self._timeout)
 
-        self._call(flush, collection=name)
+        with self._writing(name):
+            self._call(flush, collection=name)
 
     # -- vectors ------------------------------------------------------------------------------------
 
@@ -902,7 +917,8 @@ class MilvusBackend:
             def write(client: MilvusClient, chunk: list[dict[str, Any]] = chunk) -> None:
                 client.upsert(name, chunk, timeout=self._timeout)
 
-            self._call(write, collection=name)
+            with self._writing(name):
+                self._call(write, collection=name)
         return len(rows)
 
     def _row(self, shape: _Shape, declared: Mapping[str, ScalarFieldSpec], record: Record, i: int) -> dict[str, Any]:
@@ -949,9 +965,10 @@ class MilvusBackend:
             raise InvalidArgument("give exactly one of ids and filter", reason="MISSING_SELECTOR")
         self._shape(name)
         if filter:
-            result = self._call(
-                lambda c: c.delete(name, filter=filter, timeout=self._timeout), collection=name, filter=filter
-            )
+            with self._writing(name):
+                result = self._call(
+                    lambda c: c.delete(name, filter=filter, timeout=self._timeout), collection=name, filter=filter
+                )
             return len(result) if isinstance(result, list) else int(result.get("delete_count", 0))
         # Milvus counts the ids it was given, present or not; the count is of those present,
         # read at Strong consistency. Every id is deleted either way.
@@ -968,7 +985,8 @@ class MilvusBackend:
                 client.delete(name, filter=expression, timeout=self._timeout)
                 return len(present)
 
-            deleted += self._call(delete, collection=name)
+            with self._writing(name):
+                deleted += self._call(delete, collection=name)
         return deleted
 
     async def get(self, name: str, ids: Sequence[str], *, with_vectors: bool, fields: Sequence[str]) -> list[Record]:
