@@ -13,6 +13,7 @@ import click
 import sqlalchemy.exc
 
 from lakehouse.cli import commands, data, governance, vectors
+from lakehouse.cli.index import index, index_status, recall
 from lakehouse.cli.models import models
 from lakehouse.cli.sample import sample_command
 from lakehouse.server.common.config import SERVICE_NAMES, ConfigError, load_config
@@ -123,6 +124,9 @@ def _startup_problem(exc: BaseException) -> str:
 commands.register(cli)
 cli.add_command(sample_command)
 cli.add_command(models)
+cli.add_command(index)
+cli.add_command(index_status)
+cli.add_command(recall)
 for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS):
     cli.add_command(command)
 
