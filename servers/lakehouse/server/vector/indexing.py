@@ -80,6 +80,8 @@ TEXTS_PER_EMBED = 1024
 STATE_SAVE_INTERVAL_S = 2.0
 # Vectors read per batch when scanning a collection.
 SCAN_BATCH = 1000
+# The text stored with a vector is a Milvus VARCHAR of at most this many bytes.
+MAX_STORED_TEXT_BYTES = 65535
 INTERRUPTED = "the run was interrupted before it completed (the server stopped); run IndexDataset again to finish it"
 CANCELLED = "the run was cancelled before it completed; vectors already written stay and a re-run continues from them"
 SOURCE_FIELDS = ("source_dataset", "source_version", "source_key", "chunk_index", "content_sha256")
@@ -687,6 +689,7 @@ class Indexer:
         records: list[Record] = []
         position = 0
         for row, i in zip(pieces, changed, strict=True):
+            written: list[Record] = []
             for chunk, piece in enumerate(row):
                 fields: dict[str, Scalar] = dict(metadata[i])
                 fields.update(
@@ -696,8 +699,12 @@ class Indexer:
                     chunk_index=chunk,
                     content_sha256=hashes[i],
                 )
-                records.append(Record(_vector_id(keys[i], chunk, request.chunked), vectors[position], piece, fields))
+                vector_id = _vector_id(keys[i], chunk, request.chunked)
+                written.append(Record(vector_id, vectors[position], _stored_text(piece), fields))
                 position += 1
+            # Chunk 0 last: a re-run judges a row by its first chunk, so once that is written with
+            # the new hash the others are too, even when a run stops between two upsert calls.
+            records.extend(reversed(written))
         limit = self._config.vector.max_batch
         for start in range(0, len(records), limit):
             counts.upserted += await self._backend.upsert(request.collection, records[start : start + limit])
@@ -1055,6 +1062,14 @@ def _scalar(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value, default=str, ensure_ascii=False)
     return value
+
+
+def _stored_text(text: str) -> str:
+    """The text kept with a vector, cut to what a Milvus VARCHAR holds (the vector stands for the
+    model's first tokens anyway)."""
+    if len(text) * 4 <= MAX_STORED_TEXT_BYTES:
+        return text
+    return text.encode("utf-8", "surrogatepass")[:MAX_STORED_TEXT_BYTES].decode("utf-8", "ignore")
 
 
 def _vector_id(key: str, chunk: int, chunked: bool) -> str:
