@@ -57,13 +57,13 @@ SERVICES = {
 }
 HEALTH = "grpc.health.v1.Health"
 UNBUILT = {
-    "vector": vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"],
     "memory": memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
     "chat": chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"],
 }
 STORAGE = storage_pb.DESCRIPTOR.services_by_name["StorageService"]
 QUERY = query_service_pb2.DESCRIPTOR.services_by_name["QueryService"]
 CATALOG = catalog_pb.DESCRIPTOR.services_by_name["CatalogService"]
+VECTOR = vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"]
 
 
 def health_check(address: str, service: str = "", metadata: tuple[tuple[str, str], ...] = ()) -> int:
@@ -119,6 +119,7 @@ BUILT = (
     "lakehouse.storage.v1.StorageService",
     "lakehouse.catalog.v1.CatalogService",
     "lakehouse.query.v1.QueryService",
+    "lakehouse.vector.v1.VectorService",
 )
 
 
@@ -176,10 +177,10 @@ def _names_method(message: str, service: str, method: str) -> bool:
 
 
 def test_unbuilt_rpc_through_buf_curl_is_unimplemented_and_names_the_method(mesh: ServerProcess) -> None:
-    result = buf_curl(mesh.address, method="lakehouse.vector.v1.VectorService/Search", data={})
+    result = buf_curl(mesh.address, method="lakehouse.chat.v1.ChatService/Chat", data={})
     error = buf_error(result)
     assert error["code"] == "unimplemented"
-    assert _names_method(str(error["message"]), "lakehouse.vector.v1.VectorService", "Search"), error
+    assert _names_method(str(error["message"]), "lakehouse.chat.v1.ChatService", "Chat"), error
     assert buf_error_info(error).reason == "NOT_IMPLEMENTED"
     assert "data" not in result.stdout  # no fake result rows alongside the error
 
@@ -231,21 +232,18 @@ def _unimplemented_through_reflection(address: str) -> tuple[set[str], int]:
     return found, len(methods)
 
 
-def test_every_storage_catalog_and_query_rpc_answers(mesh: ServerProcess) -> None:
+def test_every_storage_catalog_query_and_vector_rpc_answers(mesh: ServerProcess) -> None:
     unimplemented, total = _unimplemented_through_reflection(mesh.address)
     answering = total - len(unimplemented)
-    assert "lakehouse.vector.v1.VectorService/Search" in unimplemented  # the probe does see UNIMPLEMENTED
+    assert "lakehouse.chat.v1.ChatService/Chat" in unimplemented  # the probe does see UNIMPLEMENTED
 
-    everything = {f"{s.full_name}/{m.name}" for s in (STORAGE, CATALOG, QUERY, *UNBUILT.values()) for m in s.methods}
-    built = (
-        {f"{STORAGE.full_name}/{m.name}" for m in STORAGE.methods}
-        | {f"{QUERY.full_name}/{m.name}" for m in QUERY.methods}
-        | {f"{CATALOG.full_name}/{m.name}" for m in CATALOG.methods}
-    )
+    built_services = (STORAGE, CATALOG, QUERY, VECTOR)
+    everything = {f"{s.full_name}/{m.name}" for s in (*built_services, *UNBUILT.values()) for m in s.methods}
+    built = {f"{s.full_name}/{m.name}" for s in built_services for m in s.methods}
     assert total == len(everything)
     assert not unimplemented & built, f"these should answer: {sorted(unimplemented & built)}"
     assert answering >= len(built)
-    assert all(m.startswith(("lakehouse.vector.", "lakehouse.memory.", "lakehouse.chat.")) for m in unimplemented)
+    assert all(m.startswith(("lakehouse.memory.", "lakehouse.chat.")) for m in unimplemented)
     # The probe sends `{}` to every RPC; the server must still be healthy afterwards.
     assert health_check(mesh.address) == health_pb2.HealthCheckResponse.SERVING
 

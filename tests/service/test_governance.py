@@ -390,8 +390,8 @@ async def test_a_profile_is_created_read_listed_updated_and_deleted(mesh: Runnin
         ),
         ({"default_chat_model": "m" * 201}, InvalidArgumentError, "VALUE_TOO_LONG", "profile.default_chat_model"),
         ({"collections": ["bad name"]}, InvalidArgumentError, "INVALID_COLLECTION", "profile.collections[0]"),
-        # The vector service is not built yet: it cannot confirm any collection.
-        ({"collections": ["workers_vec"]}, FailedPreconditionError, "BINDING_UNVERIFIABLE", "profile.collections[0]"),
+        # The vector service answers that the collection does not exist.
+        ({"collections": ["workers_vec"]}, NotFoundError, "BINDING_NOT_FOUND", "profile.collections[0]"),
     ],
 )
 async def test_every_binding_must_resolve_when_a_profile_is_saved(
@@ -814,9 +814,9 @@ async def test_a_hard_erasure_that_cannot_reach_a_derived_collection_says_so(ing
     )
     assert "workers_vec" in error.message
     receipt = await c.erase_rows("workers", "worker_id", ["3"], mode="hard", reason="asked")
-    # The rows are gone; the vector service (not built yet) could not delete the vectors.
+    # The rows are gone; the derived collection does not exist, so its vectors could not be deleted.
     assert (receipt.state, receipt.rows_removed, list(receipt.downstream)) == (pb.ERASURE_STATE_FAILED, 1, [])
-    assert receipt.detail.startswith("vector_collection workers_vec failed: UNIMPLEMENTED")
+    assert receipt.detail.startswith("vector_collection workers_vec failed: NOT_FOUND COLLECTION_NOT_FOUND")
     assert not receipt.HasField("complete_time")
     assert await c.get_erasure(receipt.id) == receipt
 

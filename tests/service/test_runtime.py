@@ -11,6 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from lakehouse.client import CatalogClient, RetryPolicy, StorageClient, token_metadata
 from lakehouse.client.errors import (
     DeadlineExceededError,
@@ -29,7 +30,6 @@ from lakehouse.server.common.config import TokenConfig
 from lakehouse.server.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
-from lakehouse.vector.v1 import vector_service_pb2, vector_service_pb2_grpc
 from tests.conftest import MeshFactory
 from tests.support.mesh import Backends, make_config
 
@@ -96,11 +96,11 @@ async def test_tokens_never_reach_the_log(secured, caplog: pytest.LogCaptureFixt
 
 
 async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) -> None:
-    stub = vector_service_pb2_grpc.VectorServiceStub(mesh.channel)
+    stub = chat_service_pb2_grpc.ChatServiceStub(mesh.channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Search(vector_service_pb2.SearchRequest())
+        await stub.Chat(chat_service_pb2.ChatRequest())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "/lakehouse.vector.v1.VectorService/Search is not implemented yet" in err.value.details()
+    assert "/lakehouse.chat.v1.ChatService/Chat is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
         await AsyncMemoryClient(mesh.channel).forget_source_rows("workers", ["1"], reason="erasure")
     assert unimplemented.value.reason == "NOT_IMPLEMENTED"

@@ -20,10 +20,9 @@ from lakehouse.server.common.peers import PeerChannels
 from lakehouse.server.common.unimplemented import unimplemented_servicer
 from lakehouse.server.query import servicer as query
 from lakehouse.server.storage import servicer as storage
-from lakehouse.vector.v1 import vector_service_pb2, vector_service_pb2_grpc
+from lakehouse.server.vector import servicer as vector
 
 _PENDING = {
-    "vector": (vector_service_pb2, vector_service_pb2_grpc, "VectorService"),
     "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
     "chat": (chat_service_pb2, chat_service_pb2_grpc, "ChatService"),
 }
@@ -41,8 +40,10 @@ def _pending_binding(name: str) -> ServiceBinding:
     )
 
 
-# Peers each built service calls; a peer not hosted here needs an address in [mesh].
-PEERS = {"catalog": ("storage", "query"), "query": ("catalog", "storage")}
+# Peers each built service calls; a peer not hosted here needs an address in [mesh]. The vector
+# service calls memory only for searches with the playbook on, and answers MEMORY_UNAVAILABLE
+# when it cannot be reached, so memory is not required here.
+PEERS = {"catalog": ("storage", "query"), "query": ("catalog", "storage"), "vector": ("catalog", "query")}
 
 
 def _require_peers(config: Config, services: Sequence[str]) -> None:
@@ -74,6 +75,8 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
             bindings.append(catalog.build(config, executor, peers, authenticator.enabled))
         elif name == "query":
             bindings.append(query.build(config, executor, peers, authenticator, denials))
+        elif name == "vector":
+            bindings.append(vector.build(config, executor, peers, authenticator))
         else:
             bindings.append(_pending_binding(name))
 
