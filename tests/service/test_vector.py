@@ -168,8 +168,9 @@ def ids(response: pb.SearchResponse) -> list[tuple[str, str]]:
 async def test_embedder_info_names_the_model_and_the_provider_running_it(admin: AsyncVectorClient) -> None:
     info = await admin.get_embedder_info()
     assert (info.model, info.dimension, info.max_tokens) == (MODEL, DIMENSION, 256)
-    assert info.precision == pb.EMBEDDER_PRECISION_FP32
     assert "CPUExecutionProvider" in info.execution_providers
+    on_gpu = "CUDAExecutionProvider" in info.execution_providers  # fp16 there by default
+    assert info.precision == (pb.EMBEDDER_PRECISION_FP16 if on_gpu else pb.EMBEDDER_PRECISION_FP32)
     assert len(info.model_sha256) == 64 and info.source
     assert info.max_batch_size == 64 and info.max_batch_wait.ToNanoseconds() == 2_000_000
     assert info.cache.capacity == 10_000
