@@ -9,8 +9,9 @@ CUDA libraries cannot be loaded, so the configured providers are only a wish lis
 `max_batch` texts runs once it is full or `max_wait_ms` after its oldest text arrived, on a
 dedicated thread, and each caller gets its own rows back in order. Results are cached in an LRU
 keyed by (graph SHA-256, SHA-256 of the text), and a text already being embedded for another
-caller is not embedded twice. Inside a batch texts are sorted by token count and run in groups
-of similar length, so one long text does not pad a batch of short ones to its length.
+caller is not embedded twice. Texts are sorted by token count and run in groups of similar
+length, so one long text does not pad a batch of short ones to its length; when more than one
+batch is queued, a few batches' worth are sorted together.
 
 On CUDA the graph's inputs are bound from host memory and its output stays on the device until
 one copy back per run (IO binding). With `fp16` the graph runs in float16: the manifest's
@@ -62,6 +63,10 @@ FP16_VARIANT = "fp16"
 # run; a longer text starts a new run, so padding stays below half of any run.
 _GROUP_FACTOR = 2
 _GROUP_FLOOR_TOKENS = 32
+# Texts already queued beyond one batch go to the model thread together, up to this many
+# batches' worth, so sorting by length has more to choose from (a call of a few hundred texts of
+# mixed lengths, as IndexDataset sends, pads far less than it would in arrival order).
+_WINDOW_BATCHES = 4
 
 Precision = Literal["FP32", "FP16", "INT8"]
 
@@ -79,9 +84,9 @@ class BatchStats:
     """What the micro-batcher has done since the embedder was loaded."""
 
     batches: int
-    """Batches taken from the queue (each one wait for the model thread)."""
+    """Batches taken from the queue, each one trip to the model thread."""
     model_runs: int
-    """InferenceSession runs (a batch runs as one or more groups of similar length)."""
+    """InferenceSession runs of at most max_batch texts (a batch runs as one or more groups)."""
     texts: int
     """Texts sent to the model (cache hits and in-flight duplicates excluded)."""
     tokens: int
@@ -143,7 +148,7 @@ class _Batcher:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._full.wait()
-            jobs = [self._queue.popleft() for _ in range(min(max_batch, len(self._queue)))]
+            jobs = [self._queue.popleft() for _ in range(min(max_batch * _WINDOW_BATCHES, len(self._queue)))]
             try:
                 vectors = await self.loop.run_in_executor(
                     self._embedder.executor, self._embedder.run_batch, [job.text for job in jobs]
@@ -452,7 +457,12 @@ class OnnxEmbedder:
             self._cache.popitem(last=False)
 
     def run_batch(self, texts: Sequence[str]) -> list[_Vector]:
-        """Tokenize and embed one batch (on the model thread): groups of similar length, in order."""
+        """Tokenize and embed texts taken from the queue (on the model thread), in order.
+
+        Sorted by token count, they run in groups of at most `max_batch` texts whose lengths
+        differ by at most `_GROUP_FACTOR`, each padded to its own longest text.
+        """
+        max_batch = self.config.max_batch
         encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(lengths, kind="stable")
@@ -462,7 +472,7 @@ class OnnxEmbedder:
         while begin < len(order):
             ceiling = max(int(lengths[order[begin]]) * _GROUP_FACTOR, _GROUP_FLOOR_TOKENS)
             end = begin
-            while end < len(order) and lengths[order[end]] <= ceiling:
+            while end < len(order) and end - begin < max_batch and lengths[order[end]] <= ceiling:
                 end += 1
             group = order[begin:end]
             vectors[group] = self._run_model([encodings[i] for i in group])
