@@ -605,6 +605,10 @@ async def test_derivations_are_upserted_and_listed(mesh: RunningMesh) -> None:
     assert [d.target for d in [*page.derivations, *rest.derivations]] == ["bot_notes", "workers_vec"]
     actions = [e.action for e in (await c.list_events(entity_type="derivation")).events]
     assert actions == ["create", "update", "create", "create"]
+    assert await c.delete_derivation("workers", "vector_collection", "workers_vec")
+    assert not await c.delete_derivation("workers", "vector_collection", "workers_vec")
+    assert [d.target for d in (await c.list_derivations(dataset="workers")).derivations] == ["bot_notes"]
+    assert (await c.list_events(entity_type="derivation")).events[-1].action == "delete"
 
 
 @pytest.mark.parametrize(

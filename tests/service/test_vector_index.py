@@ -345,6 +345,13 @@ async def test_a_hard_erasure_deletes_the_rows_vectors_and_the_receipt_says_how_
     summary = await mesh.index("hard_idx", max_tokens=16, overlap_tokens=4)
     assert (summary.rows_read, summary.rows_embedded, summary.rows_removed) == (SAMPLE_ROWS - 2, 0, 0)
 
+    # A deleted collection is no longer a derivation: later erasures do not look for it.
+    assert [d.target for d in (await mesh.catalog.list_derivations(dataset=mesh.notes)).derivations] == ["hard_idx"]
+    await mesh.vector.delete_collection("hard_idx")
+    assert not (await mesh.catalog.list_derivations(dataset=mesh.notes)).derivations
+    again = await mesh.catalog.erase_rows(mesh.notes, "note_id", ["9"], mode="hard", reason="gdpr request")
+    assert again.state == cpb.ERASURE_STATE_COMPLETE and not again.downstream
+
 
 async def test_a_view_is_indexed_as_it_shows_and_an_agent_searches_only_redacted_text(tmp_path: Path) -> None:
     async with own_mesh(tmp_path, tokens=TOKENS) as admin:

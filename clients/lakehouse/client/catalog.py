@@ -370,6 +370,13 @@ class AsyncCatalogClient(BaseAsyncClient):
         request = pb.RegisterDerivationRequest(derivation=derivation)
         return (await self._unary(self._stub.RegisterDerivation, request)).derivation
 
+    async def delete_derivation(self, dataset: str, kind: str, target: str) -> bool:
+        """Forgets that `target` derives from `dataset`; False when it was not recorded."""
+        request = pb.DeleteDerivationRequest(
+            dataset=dataset, kind=_enum(pb.DerivationKind, "DERIVATION_KIND_", kind), target=target
+        )
+        return (await self._unary(self._stub.DeleteDerivation, request)).removed
+
     async def list_derivations(
         self, *, dataset: str = "", page_size: int = 0, page_token: str = ""
     ) -> pb.ListDerivationsResponse:

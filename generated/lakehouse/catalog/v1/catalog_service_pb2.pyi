@@ -739,6 +739,22 @@ class RegisterDerivationResponse(_message.Message):
     derivation: Derivation
     def __init__(self, derivation: _Optional[_Union[Derivation, _Mapping]] = ...) -> None: ...
 
+class DeleteDerivationRequest(_message.Message):
+    __slots__ = ("dataset", "kind", "target")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    kind: DerivationKind
+    target: str
+    def __init__(self, dataset: _Optional[str] = ..., kind: _Optional[_Union[DerivationKind, str]] = ..., target: _Optional[str] = ...) -> None: ...
+
+class DeleteDerivationResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    def __init__(self, removed: _Optional[bool] = ...) -> None: ...
+
 class ListDerivationsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "dataset")
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]

@@ -164,6 +164,11 @@ class CatalogServiceStub:
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationRequest.SerializeToString,
                 response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationResponse.FromString,
                 _registered_method=True)
+        self.DeleteDerivation = channel.unary_unary(
+                '/lakehouse.catalog.v1.CatalogService/DeleteDerivation',
+                request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationRequest.SerializeToString,
+                response_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationResponse.FromString,
+                _registered_method=True)
         self.ListDerivations = channel.unary_unary(
                 '/lakehouse.catalog.v1.CatalogService/ListDerivations',
                 request_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.ListDerivationsRequest.SerializeToString,
@@ -413,6 +418,15 @@ class CatalogServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteDerivation(self, request, context):
+        """Removes a derivation, for example when its collection is deleted, so erasures stop looking
+        for it. Removing one that does not exist is not an error (`removed` is false).
+        Errors: INVALID_ARGUMENT/INVALID_DERIVATION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListDerivations(self, request, context):
         """Lists derivations, optionally of one dataset.
         Errors: INVALID_ARGUMENT/INVALID_PAGE_TOKEN.
@@ -584,6 +598,11 @@ def add_CatalogServiceServicer_to_server(servicer, server):
                     servicer.RegisterDerivation,
                     request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationRequest.FromString,
                     response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationResponse.SerializeToString,
+            ),
+            'DeleteDerivation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteDerivation,
+                    request_deserializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationRequest.FromString,
+                    response_serializer=lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationResponse.SerializeToString,
             ),
             'ListDerivations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListDerivations,
@@ -1291,6 +1310,33 @@ class CatalogService:
             '/lakehouse.catalog.v1.CatalogService/RegisterDerivation',
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationRequest.SerializeToString,
             lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.RegisterDerivationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteDerivation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lakehouse.catalog.v1.CatalogService/DeleteDerivation',
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationRequest.SerializeToString,
+            lakehouse_dot_catalog_dot_v1_dot_catalog__service__pb2.DeleteDerivationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -264,6 +264,27 @@ class ErasureService(StoreUnit):
             journal(tx, now, "derivation", entity, action, summary, after.summary(), changes_policy=False)
             return after
 
+    async def delete_derivation(self, dataset: str, kind: str, target: str) -> bool:
+        """Forgets a derivation (its collection or namespace is gone); False when there was none."""
+        if kind not in DERIVATION_KINDS:
+            raise _bad_derivation("kind", "choose VECTOR_COLLECTION or MEMORY_NAMESPACE")
+        check_lookup(dataset, "dataset")
+        if not target or len(target) > MAX_SHORT_TEXT or "\x00" in target:
+            raise _bad_derivation("target", f"required, at most {MAX_SHORT_TEXT} characters")
+        return await self._write(self._delete_derivation, dataset, kind, target)
+
+    def _delete_derivation(self, dataset: str, kind: str, target: str) -> bool:
+        now = datetime.now(UTC)
+        with self._store.transaction() as tx:
+            before = tx.derivation(dataset, kind, target)
+            if before is None:
+                return False
+            tx.delete_derivation(dataset, kind, target)
+            journal(
+                tx, now, "derivation", f"{dataset}/{target}", "delete", before.summary(), None, changes_policy=False
+            )
+            return True
+
     async def list_derivations(self, page: Page, dataset: str) -> tuple[list[DerivationRecord], str]:
         check_text("dataset", dataset, MAX_SHORT_TEXT)
         after = _derivation_token(page.after)

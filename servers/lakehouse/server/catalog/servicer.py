@@ -224,6 +224,11 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
         record = await self._erasure.register_derivation(derivation_record(request.derivation))
         return pb.RegisterDerivationResponse(derivation=derivation_pb(record))
 
+    async def DeleteDerivation(self, request: pb.DeleteDerivationRequest, context: Any) -> pb.DeleteDerivationResponse:
+        kind = pb.DerivationKind.Name(request.kind).removeprefix("DERIVATION_KIND_")
+        removed = await self._erasure.delete_derivation(request.dataset, kind, request.target)
+        return pb.DeleteDerivationResponse(removed=removed)
+
     async def ListDerivations(self, request: pb.ListDerivationsRequest, context: Any) -> pb.ListDerivationsResponse:
         page = page_request(request.page_size, request.page_token)
         rows, token = await self._erasure.list_derivations(page, request.dataset)

@@ -868,6 +868,13 @@ class Tx:
         else:
             self._conn.execute(derivations.insert().values(**row))
 
+    def delete_derivation(self, dataset: str, kind: str, target: str) -> None:
+        self._conn.execute(
+            derivations.delete().where(
+                derivations.c.dataset == dataset, derivations.c.kind == kind, derivations.c.target == target
+            )
+        )
+
     def derivations(
         self, after: tuple[str, str, str] | None, limit: int | None, dataset: str = ""
     ) -> list[DerivationRecord]:

@@ -82,15 +82,7 @@ class CatalogGateway:
         )
 
     async def remove_derivation(self, dataset: str, collection: str) -> None:
-        # catalog.v1 has RegisterDerivation and ListDerivations but no call that removes one, so
-        # the record outlives the collection; an erasure of the dataset then finds the collection
-        # gone (NOT_FOUND) for that target.
-        log.warning(
-            "collection %s was deleted; its derivation from dataset %s stays in the catalog, which has no call to "
-            "remove it",
-            collection,
-            dataset,
-        )
+        await self.client.delete_derivation(dataset, "vector_collection", collection)
 
 
 class _PlaybookClient(BaseAsyncClient):
