@@ -60,8 +60,8 @@ class AsyncStorageClient(BaseAsyncClient):
 
         A file is read in a worker thread, off the event loop; a plain iterable is consumed on the
         loop, so pass an async iterable for a source that blocks. An error the source raises (say
-        an OSError) aborts the upload and is raised here as it is. Not retried, except a bytes
-        upload whose refusal gRPC lost (see `_client_stream`).
+        an OSError) aborts the upload and is raised here as it is. Not retried, except bytes or a
+        seekable file whose refusal gRPC lost (see `_client_stream`).
         """
         header = pb.PutObjectHeader(
             bucket=bucket,
@@ -73,15 +73,19 @@ class AsyncStorageClient(BaseAsyncClient):
         if isinstance(source, bytes):
             header.expected_size_bytes = len(source)
 
+        # A seekable file can be read again from where it stood, so it can be sent again too.
+        start = source.tell() if _seekable(source) else None  # type: ignore[union-attr]
+
         async def requests() -> AsyncIterator[pb.PutObjectRequest]:
+            if start is not None:
+                source.seek(start)  # type: ignore[union-attr]
             yield pb.PutObjectRequest(header=header)
             async for chunk in _chunks(source):
                 yield pb.PutObjectRequest(chunk=chunk)
             yield pb.PutObjectRequest(commit=pb.PutObjectCommit())
 
-        response = await self._client_stream(
-            self._stub.PutObject, requests, timeout_s=timeout_s, replayable=isinstance(source, bytes)
-        )
+        replayable = isinstance(source, bytes) or start is not None
+        response = await self._client_stream(self._stub.PutObject, requests, timeout_s=timeout_s, replayable=replayable)
         return response.object
 
     async def get_object(
@@ -121,6 +125,11 @@ class AsyncStorageClient(BaseAsyncClient):
             idempotent=False,  # a repeat after success fails with NOT_FOUND or reports deleted=False
         )
         return response.deleted
+
+
+def _seekable(source: Source) -> bool:
+    seekable = getattr(source, "seekable", None)
+    return bool(seekable and seekable())
 
 
 async def _chunks(source: Source) -> AsyncIterator[bytes]:
