@@ -18,7 +18,9 @@ one copy back per run (IO binding). With `fp16` the graph runs in float16: the m
 "fp16" graph when the directory has one, otherwise the fp32 graph converted at load time when
 the `onnx` package is installed (it is not a dependency of the server); without either the
 fp32 graph runs and a warning says why. The int8 graph is for CPU replicas and always runs on
-the CPU.
+the CPU; it quantizes activations per run (dynamic quantization), so its vectors move slightly
+with the other texts in the batch (cosine 0.989 at worst, measured), where fp32 vectors agree
+within 1e-7.
 
 No grpc here.
 """
