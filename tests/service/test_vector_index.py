@@ -322,7 +322,13 @@ async def test_soft_erased_rows_are_not_indexed_and_are_removed_by_a_rerun(mesh:
     summary = await mesh.index("soft_idx")
     assert summary.rows_read == SAMPLE_ROWS - 1 and await mesh.ids("soft_idx", ["4", "5"]) == {"4"}
 
+    # Rows erased after they were indexed are hidden from search at once, before any re-run.
+    text = next(n["text"] for n in notes() if n["note_id"] == 6)
+    before = await mesh.vector.search("soft_idx", text=text, k=3, filter="source_key in ['6', '7']")
+    assert "6" in {h.id for h in before.hits}
     await mesh.catalog.erase_rows(mesh.notes, "note_id", ["6"], mode="soft", reason="asked too")
+    after = await mesh.vector.search("soft_idx", text=text, k=3, filter="source_key in ['6', '7']")
+    assert {h.id for h in after.hits} == {"7"}
     again = await mesh.index("soft_idx")
     assert (again.rows_read, again.rows_embedded, again.rows_removed) == (SAMPLE_ROWS - 2, 0, 1)
     assert await mesh.ids("soft_idx", ["6", "7"]) == {"7"}

@@ -312,11 +312,17 @@ def _policy(tx: Tx, principal: Principal) -> AccessPolicy:
         datasets=tuple(tx.datasets(None, None, names=seen.datasets)),
         views=views,
         view_bases=tuple(tx.datasets(None, None, names=bases)),
-        tombstones=_hidden(tx, {*seen.datasets, *bases}),
+        tombstones=_hidden(tx, {*seen.datasets, *bases, *_sources_of(tx, profile.collections if profile else ())}),
         collections=profile.collections if profile else (),
         memory_namespaces=profile.memory_namespaces if profile else (),
         default_chat_model=profile.default_chat_model if profile else "",
     )
+
+
+def _sources_of(tx: Tx, collections: Sequence[str]) -> set[str]:
+    """Datasets the collections derive from: their tombstones hide rows in vector search too."""
+    wanted = set(collections)
+    return {d.dataset for d in tx.derivations(None, None) if d.kind == "VECTOR_COLLECTION" and d.target in wanted}
 
 
 def _hidden(tx: Tx, datasets: set[str] | None) -> tuple[HiddenRows, ...]:

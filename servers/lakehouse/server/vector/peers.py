@@ -58,6 +58,7 @@ def vector_policy(p: catalog_pb.AccessPolicy) -> VectorPolicy:
         restricted=p.restricted,
         collections=frozenset(p.collections),
         memory_namespaces=frozenset(p.memory_namespaces),
+        hidden_keys={t.dataset: frozenset(t.key_values) for t in p.tombstones},
     )
 
 

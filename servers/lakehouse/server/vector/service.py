@@ -93,6 +93,15 @@ class VectorPolicy:
     """True for agent principals: only `collections` and `memory_namespaces` are reachable."""
     collections: frozenset[str] = frozenset()
     memory_namespaces: frozenset[str] = frozenset()
+    hidden_keys: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Soft-erased row keys by dataset: vectors indexed from those rows never come back."""
+
+    def hiding(self, spec: CollectionSpec) -> str:
+        """A Milvus expression excluding the tombstoned rows of the collection's source dataset."""
+        keys = self.hidden_keys.get(spec.source_dataset)
+        if not keys:
+            return ""
+        return f"source_key not in [{', '.join(_milvus_string(k) for k in sorted(keys))}]"
 
 
 class Policies(Protocol):
@@ -544,9 +553,11 @@ class VectorService:
 
         _check_search_params(request.params)
         excluded = frozenset(request.exclude_ids)
+        policy = await self.policy()
+        filters = {spec.name: _both_filters(request.filter, policy.hiding(spec)) for spec in specs}
         # Excluded ids are dropped after the backend answers: ask for that many more candidates.
         limit = min(per_k + len(excluded), MAX_BACKEND_TOPK)
-        searches = _all(self._search_one(spec, vector, limit, request) for spec in specs)
+        searches = _all(self._search_one(spec, vector, limit, request, filters[spec.name]) for spec in specs)
         if playbook.enabled:
             lookup = self._memory.lookup_playbook(namespace, vector, max(boost, inject), playbook.role)
             per_collection, matches = await _both(searches, lookup)
@@ -560,7 +571,7 @@ class VectorService:
             for h in [h for h in collection_hits if h.id not in excluded][:per_k]
         ]
         if matches:
-            hits = await self._apply_playbook(hits, matches, boost, inject, playbook.role, excluded, request)
+            hits = await self._apply_playbook(hits, matches, boost, inject, playbook.role, excluded, request, filters)
         if request.max_distance is not None:
             hits = [h for h in hits if h.distance <= request.max_distance]
         hits.sort(key=lambda h: (h.distance, order[h.collection], h.id))
@@ -603,13 +614,13 @@ class VectorService:
         )
 
     async def _search_one(
-        self, spec: CollectionSpec, vector: np.ndarray, limit: int, request: SearchRequest
+        self, spec: CollectionSpec, vector: np.ndarray, limit: int, request: SearchRequest, filter: str
     ) -> list[Hit]:
         return await self._backend.search(
             spec.name,
             vector,
             limit,
-            filter=request.filter,
+            filter=filter,
             fields=request.output_fields,
             params=request.params,
             consistency=request.consistency or self._v.consistency,
@@ -624,6 +635,7 @@ class VectorService:
         role: str,
         excluded: frozenset[str],
         request: SearchRequest,
+        filters: Mapping[str, str],
     ) -> list[SearchHit]:
         """Boosts hits that are recorded answers to a close query; injects close answers that are
         missing. Entries of another role, of collections not searched, or of excluded ids do nothing."""
@@ -653,11 +665,11 @@ class VectorService:
             )
             out.append(replace(h, distance=h.distance * (1 - PLAYBOOK_BOOST * match.score), playbook=effect))
         missing = [m for key, m in closest.items() if key not in present]
-        out += await self._injected(missing, request.output_fields, request.filter)
+        out += await self._injected(missing, request.output_fields, filters)
         return out
 
     async def _injected(
-        self, matches: Sequence[PlaybookMatch], output_fields: Sequence[str], filter: str
+        self, matches: Sequence[PlaybookMatch], output_fields: Sequence[str], filters: Mapping[str, str]
     ) -> list[SearchHit]:
         """The recorded answers, read from their collections; with a filter, only those it passes
         (an injection never shows what the search itself would have filtered out)."""
@@ -666,7 +678,7 @@ class VectorService:
             by_collection.setdefault(m.collection, []).append(m)
         names = list(by_collection)
         found = await _all(
-            self._answers(n, [m.answer_id for m in by_collection[n]], output_fields, filter) for n in names
+            self._answers(n, [m.answer_id for m in by_collection[n]], output_fields, filters[n]) for n in names
         )
         injected = []
         for name, records in zip(names, found, strict=True):
@@ -932,6 +944,12 @@ def _fields(metadata: Mapping[str, Scalar], wanted: Sequence[str]) -> dict[str, 
 
 def _only(record: Record, wanted: Sequence[str]) -> Record:
     return replace(record, metadata=_fields(record.metadata, wanted)) if wanted else record
+
+
+def _both_filters(first: str, second: str) -> str:
+    """Two Milvus expressions that must both hold; either may be empty."""
+    parts = [f"({f})" for f in (first.strip(), second) if f]
+    return " and ".join(parts)
 
 
 def _milvus_string(value: str) -> str:
