@@ -211,9 +211,20 @@ async def search(
         effect = ""
         if hit.HasField("playbook"):
             effect = _short(pb.PlaybookAction, hit.playbook.action, "PLAYBOOK_ACTION_")
-        metadata = ", ".join(f"{key}={value}" for key, value in sorted(metadata_of(hit).items()))
-        rows.append((rank, f"{hit.distance:.4f}", hit.collection, hit.id, _clip(hit.text), metadata, effect or "-"))
-    output.table(f"hits for {text!r}", ["#", "distance", "collection", "id", "text", "metadata", "playbook"], rows)
+        fields = metadata_of(hit)
+        source = f"{fields.pop('source_dataset', '')}:{fields.pop('source_key', '')}".strip(":") or "-"
+        for bookkeeping in _INDEX_BOOKKEEPING:
+            fields.pop(bookkeeping, None)
+        metadata = ", ".join(f"{key}={value}" for key, value in sorted(fields.items())) or "-"
+        rows.append(
+            (rank, f"{hit.distance:.4f}", hit.collection, hit.id, _clip(hit.text), source, metadata, effect or "-")
+        )
+    columns = ["#", "distance", "collection", "id", "text", "source row", "metadata", "playbook"]
+    output.table(f"hits for {text!r}", columns, rows)
+
+
+# Fields IndexDataset keeps for its own bookkeeping; the source row is shown as dataset:key.
+_INDEX_BOOKKEEPING = ("source_version", "chunk_index", "content_sha256")
 
 
 def _clip(text: str, limit: int = 120) -> str:
