@@ -517,7 +517,7 @@ def refusals(workdir: Path) -> Iterator[dict[str, Refusal | str]]:
     try:
         for name, (proc, config) in started.items():
             try:
-                _, stderr = proc.communicate(timeout=20)
+                _, stderr = proc.communicate(timeout=60)
                 outcomes[name] = Refusal(config, proc.returncode, stderr)
             except subprocess.TimeoutExpired:
                 proc.kill()

@@ -75,9 +75,8 @@ def serve(
     services: tuple[str, ...],
 ) -> None:
     """Run the mesh: all six services on one port, or the ones named with --service."""
-    from lakehouse.server.common.app import serve_until_signalled
+    from lakehouse.server.common.auth import TokenAuthenticator, require_safe_binding
     from lakehouse.server.common.logs import configure_logging
-    from lakehouse.server.mesh import build_server
 
     try:
         config = load_config(_config_path(config_path))
@@ -88,8 +87,12 @@ def serve(
             "flight_port": flight_port,
         }
         config = config.with_server(**{k: v for k, v in overrides.items() if v is not None})
+        # Refused before the services' libraries load (seconds), so a bad config fails at once.
+        require_safe_binding(config.server.host, TokenAuthenticator.from_config(config.auth))
         configure_logging(config.server.log_level, config.server.log_format)
         config.data_dir.mkdir(parents=True, exist_ok=True)
+        from lakehouse.server.mesh import build_server
+
         server = build_server(config, services or SERVICE_NAMES)
     except (ConfigError, ValueError, LakehouseError, OSError, sqlalchemy.exc.ArgumentError) as exc:
         # Start-up problems are the operator's to fix: say what and where, without a traceback.
@@ -105,6 +108,8 @@ def serve(
             f"lakehouse mesh serving {names} on {started.address}{extras} (data in {config.data_dir}); Ctrl-C stops",
             err=True,
         )
+
+    from lakehouse.server.common.app import serve_until_signalled
 
     try:
         run_async(lambda: serve_until_signalled(server, announce))
