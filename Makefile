@@ -59,6 +59,8 @@ lock: install
 # Benchmarks against a real server process; ratios to baselines measured in the same run.
 bench: install
 	$(BIN)/python bench/query_bench.py
+	$(BIN)/python bench/vector_bench.py
+	$(BIN)/python bench/embed_bench.py
 
 clean:
 	rm -rf $(VENV) .build node_modules .pytest_cache .mypy_cache .ruff_cache
