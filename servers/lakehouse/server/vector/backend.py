@@ -779,11 +779,18 @@ class MilvusBackend:
     async def spec(self, name: str) -> CollectionSpec:
         """The collection's spec, reused for up to SPEC_TTL_S: one RPC at most, against the four a
         describe_collection costs (index, load state and a row count)."""
-        return (await self._executor.run(self._shape, name)).spec
+        held = self._held_shape(name)  # a dict lookup: no thread hop on the search path
+        if held is None:
+            held = await self._executor.run(self._shape, name)
+        return held.spec
+
+    def _held_shape(self, name: str) -> _Shape | None:
+        held = self._shapes.get(name)
+        return held if held is not None and time.monotonic() - held.described_at < SPEC_TTL_S else None
 
     def _shape(self, name: str, fresh: bool = False) -> _Shape:
-        held = self._shapes.get(name)
-        if held is not None and not fresh and time.monotonic() - held.described_at < SPEC_TTL_S:
+        held = None if fresh else self._held_shape(name)
+        if held is not None:
             return held
         described = self._call(lambda c: c.describe_collection(name, timeout=self._timeout), collection=name)
         shape = self._shape_of(name, described)
