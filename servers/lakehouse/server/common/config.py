@@ -292,6 +292,11 @@ class VectorConfig:
     """Deadline of one call to Milvus."""
     max_batch: int = pydantic.Field(default=1000, ge=1)
     """Most records one UpsertVectors or GetVectors call may carry."""
+    flush_idle_ms: int = pydantic.Field(default=1000, ge=0)
+    """A collection is flushed (its segments sealed and indexed) once no upsert has reached it for
+    this long: bulk loads seal large segments instead of one per call."""
+    flush_max_delay_s: float = pydantic.Field(default=10.0, ge=0)
+    """...and at the latest this long after its first unflushed upsert, however busy it stays."""
     max_k: int = pydantic.Field(default=1024, ge=1, le=16384)
     """Largest k a search may ask for."""
     playbook_boost_distance: float = pydantic.Field(default=0.5, ge=0)

@@ -754,7 +754,11 @@ class MilvusBackend:
             else:
                 index_state = "READY"
             return CollectionInfo(
-                spec=shape.spec, row_count=rows, index_state=index_state, create_time=shape.create_time
+                spec=shape.spec,
+                row_count=rows,
+                index_state=index_state,
+                create_time=shape.create_time,
+                indexed_rows=min(rows, int(index.get("indexed_rows", 0) or 0)),
             )
 
         return self._call(describe, collection=name)
