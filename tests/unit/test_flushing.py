@@ -91,3 +91,20 @@ async def test_a_failed_flush_is_logged_not_raised(caplog: pytest.LogCaptureFixt
         await settle(flusher, "docs")
         await flusher.close()
     assert "flushing collection docs failed" in caplog.text
+
+
+async def test_a_collection_stays_pending_until_its_flush_returns() -> None:
+    release = asyncio.Event()
+    flushed: list[str] = []
+
+    async def slow_flush(collection: str) -> None:
+        await release.wait()
+        flushed.append(collection)
+
+    flusher = DeferredFlush(slow_flush, idle_s=0, max_delay_s=0)
+    flusher.written("docs")
+    await asyncio.sleep(0.02)  # the flush has started and waits for Milvus
+    assert flusher.pending("docs") and flushed == []
+    release.set()
+    await settle(flusher, "docs")
+    assert flushed == ["docs"]

@@ -36,6 +36,8 @@ class DeferredFlush:
         self._max_delay_s = max(max_delay_s, idle_s)
         self._pending: dict[str, _Pending] = {}
         self._flushing: set[asyncio.Task[None]] = set()
+        self._running: dict[str, int] = {}
+        """Flushes in progress per collection: until one returns, Milvus has not sealed the rows yet."""
 
     def written(self, collection: str) -> None:
         """Records a write to `collection`; its flush runs once writes pause."""
@@ -50,8 +52,8 @@ class DeferredFlush:
         task.add_done_callback(self._flushing.discard)
 
     def pending(self, collection: str) -> bool:
-        """Whether `collection` has writes not yet flushed."""
-        return collection in self._pending
+        """Whether `collection` has writes not yet flushed (or being flushed)."""
+        return collection in self._pending or collection in self._running
 
     def forget(self, collection: str) -> None:
         """Drops the pending flush of a collection that no longer exists."""
@@ -72,10 +74,15 @@ class DeferredFlush:
     async def _run(self, collection: str) -> None:
         # Writes landing while the flush runs re-arm a new timer: this one covers only what came before.
         self._pending.pop(collection, None)
+        self._running[collection] = self._running.get(collection, 0) + 1
         try:
             await self._flush(collection)
         except Exception as exc:  # the data is written; Milvus seals segments itself in time
             log.warning("flushing collection %s failed (%s); Milvus will seal its segments on its own", collection, exc)
+        finally:
+            self._running[collection] -= 1
+            if not self._running[collection]:
+                del self._running[collection]
 
     async def close(self) -> None:
         """Flushes everything pending now (at shutdown), after any flush already running."""
