@@ -981,10 +981,13 @@ def _listed(names: Iterable[str]) -> str:
 
 async def _all(coroutines: Iterable[Awaitable[T]]) -> list[T]:
     """Runs the coroutines concurrently; the first failure cancels the rest and is raised as it is."""
+    awaitables = list(coroutines)
+    if len(awaitables) == 1:  # the common single-collection search: no tasks to make
+        return [await awaitables[0]]
     tasks: list[asyncio.Task[T]] = []
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_awaited(c)) for c in coroutines]
+            tasks = [group.create_task(_awaited(c)) for c in awaitables]
     except BaseExceptionGroup as failed:
         raise _first(failed) from None
     return [t.result() for t in tasks]
