@@ -62,6 +62,23 @@ class ServerConfig:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ObservabilityConfig:
+    """Prometheus metrics and OpenTelemetry traces."""
+
+    metrics_port: int = pydantic.Field(default=0, ge=0, le=65535)
+    """HTTP port serving Prometheus metrics at /metrics; 0: no metrics endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds (0.0.0.0 in a pod, so Prometheus can scrape it)."""
+    otlp_endpoint: str = ""
+    """OTLP/gRPC collector receiving traces, e.g. "http://otel-collector:4317" (http: plaintext,
+    https: TLS); empty: spans are not recorded, but trace context still passes through."""
+    service_name: str = "lakehouse"
+    """service.name of the traces this process sends."""
+    trace_sample_ratio: float = pydantic.Field(default=1.0, ge=0, le=1)
+    """Share of new traces recorded; a call that arrives inside a trace follows its caller's choice."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class MeshConfig:
     """Addresses of peer services; empty means the peer runs in this process."""
 
@@ -329,6 +346,8 @@ class Config:
     """[governance]"""
     vector: VectorConfig = field(default_factory=VectorConfig)
     """[vector]"""
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    """[observability]"""
 
     @property
     def data_dir(self) -> Path:
