@@ -184,6 +184,52 @@ async def test_deadlines_are_enforced(scripted) -> None:
         await client._unary(client._stub.StatObject, pb.StatObjectRequest(key="k"), timeout_s=0.2)
 
 
+class GatedStorage(pb_grpc.StorageServiceServicer):
+    """ListBuckets waits for `gate`, so calls pile up in the server."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.entered = 0
+
+    async def ListBuckets(self, request: Any, context: Any) -> pb.ListBucketsResponse:
+        self.entered += 1
+        await self.gate.wait()
+        return pb.ListBucketsResponse(buckets=[pb.Bucket(name="ok")])
+
+
+async def test_calls_over_a_services_limit_are_refused_at_once_with_a_retry_delay(tmp_path) -> None:
+    servicer = GatedStorage()
+    binding = ServiceBinding(
+        "storage",
+        "lakehouse.storage.v1.StorageService",
+        lambda s: pb_grpc.add_StorageServiceServicer_to_server(servicer, s),
+    )
+    server = MeshServer(make_config(tmp_path, service_concurrency={"storage": 2}), [binding], TokenAuthenticator(()))
+    await server.start()
+    channel = grpc.aio.insecure_channel(server.address)
+    client = AsyncStorageClient(channel, retry=RetryPolicy(attempts=1), timeout_s=10)
+    try:
+        held = [asyncio.create_task(client.list_buckets()) for _ in range(2)]
+        while servicer.entered < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await client.list_buckets()
+        assert refused.value.reason == "SERVICE_OVERLOADED"
+        assert refused.value.retry_delay_s == pytest.approx(0.1)
+        assert servicer.entered == 2  # the refused call never reached the servicer
+        servicer.gate.set()
+        assert [len((await call).buckets) for call in held] == [1, 1]
+        assert [b.name for b in (await client.list_buckets()).buckets] == ["ok"]  # room again
+    finally:
+        await channel.close()
+        await server.stop()
+
+
+def test_concurrency_overrides_name_known_services(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown service 'storag'"):
+        make_config(tmp_path, service_concurrency={"storag": 2})
+
+
 async def test_drain_sets_health_not_serving(tmp_path) -> None:
     server = MeshServer(make_config(tmp_path, grace_period_s=2.0), [], TokenAuthenticator(()))
     await server.start()

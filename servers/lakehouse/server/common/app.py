@@ -81,7 +81,10 @@ class MeshServer:
         self._server = grpc.aio.server(
             interceptors=[
                 ServerCallInterceptor(
-                    self._authenticator, self._denials.record if self._denials else None, self._tracing.tracer
+                    self._authenticator,
+                    self._denials.record if self._denials else None,
+                    self._tracing.tracer,
+                    self._config.server.concurrency_of,
                 )
             ],
             options=[

@@ -59,6 +59,22 @@ class ServerConfig:
     """Log level of the server's logger."""
     log_format: Literal["text", "json"] = "text"
     """One readable line per event, or one JSON object per line."""
+    max_concurrent_calls: int = pydantic.Field(default=512, ge=1)
+    """Calls one service serves at once; one more is refused with RESOURCE_EXHAUSTED and a retry
+    delay instead of queueing without bound (mesh hops count against the service they reach)."""
+    service_concurrency: dict[str, int] = field(default_factory=dict)
+    """Per-service overrides of max_concurrent_calls, e.g. {vector = 64, chat = 128}."""
+
+    def __post_init__(self) -> None:
+        for service, limit in self.service_concurrency.items():
+            if service not in SERVICE_NAMES:
+                raise ValueError(f"service_concurrency: unknown service {service!r}; use {', '.join(SERVICE_NAMES)}")
+            if limit < 1:
+                raise ValueError(f"service_concurrency.{service}: must be at least 1")
+
+    def concurrency_of(self, service: str) -> int:
+        """How many calls `service` serves at once."""
+        return self.service_concurrency.get(service, self.max_concurrent_calls)
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)

@@ -26,7 +26,7 @@ from lakehouse.client.errors import LakehouseClientError
 from lakehouse.server.common import metrics, roles
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.context import CallContext, reset_call, set_call
-from lakehouse.server.common.errors import Code, LakehouseError
+from lakehouse.server.common.errors import Code, LakehouseError, ResourceExhausted
 from lakehouse.server.common.tracing import ServerSpan
 
 log = logging.getLogger("lakehouse.rpc")
@@ -48,10 +48,12 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         authenticator: TokenAuthenticator,
         on_denied: OnDenied | None = None,
         tracer: trace.Tracer | None = None,
+        limits: Callable[[str], int] | None = None,
     ) -> None:
         self._auth = authenticator
         self._on_denied = on_denied
         self._tracer = tracer or trace.NoOpTracer()
+        self._admission = Admission(limits or (lambda service: 1 << 30))
 
     async def intercept_service(
         self,
@@ -65,8 +67,34 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
             # work without credentials.
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
-        call = _Call(method, metadata, self._auth, self._on_denied, self._tracer)
+        call = _Call(method, metadata, self._auth, self._on_denied, self._tracer, self._admission)
         return _wrap(handler, call)
+
+
+class Admission:
+    """Calls in progress per service, against its limit: a call over the limit is refused at
+    once (RESOURCE_EXHAUSTED with a retry delay) rather than queued behind the others."""
+
+    RETRY_AFTER_S = 0.1
+
+    def __init__(self, limit_of: Callable[[str], int]) -> None:
+        self._limit_of = limit_of
+        self._active: dict[str, int] = {}
+
+    def enter(self, service: str) -> None:
+        active = self._active.get(service, 0)
+        limit = self._limit_of(service)
+        if active >= limit:
+            raise ResourceExhausted(
+                f"the {service} service is serving its limit of {limit} calls at once; retry shortly",
+                reason="SERVICE_OVERLOADED",
+                retry_after_s=self.RETRY_AFTER_S,
+                metadata={"service": service, "limit": str(limit)},
+            )
+        self._active[service] = active + 1
+
+    def leave(self, service: str) -> None:
+        self._active[service] -= 1
 
 
 class _Call:
@@ -79,8 +107,11 @@ class _Call:
         auth: TokenAuthenticator,
         on_denied: OnDenied | None,
         tracer: trace.Tracer,
+        admission: Admission,
     ) -> None:
         self.method = method
+        self.admission = admission
+        self.admitted = False
         self.metadata = metadata
         self.auth = auth
         self.on_denied = on_denied
@@ -96,6 +127,8 @@ class _Call:
         metrics.IN_FLIGHT.labels(*self.labels).inc()
         self.span = ServerSpan(self.tracer, self.method, self.metadata, self.request_id)
         self.span.enter()
+        self.admission.enter(self.labels[0])
+        self.admitted = True
         authorization = str(self.metadata.get("authorization", ""))
         principal = self.auth.authenticate(authorization)
         self.principal = principal.name
@@ -128,6 +161,9 @@ class _Call:
         )
         metrics.IN_FLIGHT.labels(*self.labels).dec()
         metrics.RPCS.labels(*self.labels, code).inc()
+        if self.admitted:
+            self.admission.leave(self.labels[0])
+            self.admitted = False
         metrics.RPC_SECONDS.labels(*self.labels).observe(seconds)
         if self.span is not None:
             self.span.exit(code)
