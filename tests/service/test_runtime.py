@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
@@ -31,7 +32,7 @@ from lakehouse.server.common.errors import InvalidArgument, ResourceExhausted, U
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
 from tests.conftest import MeshFactory
-from tests.support.mesh import Backends, make_config
+from tests.support.mesh import Backends, make_config, start_mesh
 
 TOKEN = "s3cr3t-token-value"
 ROTATED = "next-token-value"
@@ -228,6 +229,31 @@ async def test_calls_over_a_services_limit_are_refused_at_once_with_a_retry_dela
 def test_concurrency_overrides_name_known_services(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown service 'storag'"):
         make_config(tmp_path, service_concurrency={"storag": 2})
+
+
+async def test_an_idle_upload_is_ended_and_keeps_nothing(tmp_path) -> None:
+    mesh = await start_mesh(make_config(tmp_path / "data", upload_idle_timeout_s=0.3), ("storage",))
+    stub = pb_grpc.StorageServiceStub(mesh.channel)
+    sent_header = asyncio.Event()
+
+    async def slowloris() -> AsyncIterator[pb.PutObjectRequest]:
+        yield pb.PutObjectRequest(header=pb.PutObjectHeader(key="slow.bin"))
+        yield pb.PutObjectRequest(chunk=b"a little")
+        sent_header.set()
+        await asyncio.sleep(30)  # then nothing: the connection stays open, the stream idle
+        yield pb.PutObjectRequest(commit=pb.PutObjectCommit())
+
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await stub.PutObject(slowloris(), timeout=20)
+        assert sent_header.is_set()
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "upload_idle_timeout_s" in (ended.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.StatObject(pb.StatObjectRequest(key="slow.bin"), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await mesh.stop()
 
 
 async def test_drain_sets_health_not_serving(tmp_path) -> None:

@@ -85,6 +85,7 @@ class MeshServer:
                     self._denials.record if self._denials else None,
                     self._tracing.tracer,
                     self._config.server.concurrency_of,
+                    self._config.server.upload_idle_timeout_s,
                 )
             ],
             options=[

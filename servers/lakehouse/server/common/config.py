@@ -64,6 +64,9 @@ class ServerConfig:
     delay instead of queueing without bound (mesh hops count against the service they reach)."""
     service_concurrency: dict[str, int] = field(default_factory=dict)
     """Per-service overrides of max_concurrent_calls, e.g. {vector = 64, chat = 128}."""
+    upload_idle_timeout_s: float = pydantic.Field(default=60.0, gt=0)
+    """A client-streaming upload that sends nothing for this long is ended with DEADLINE_EXCEEDED,
+    so idle streams cannot hold calls open (slowloris)."""
 
     def __post_init__(self) -> None:
         for service, limit in self.service_concurrency.items():

@@ -26,7 +26,7 @@ from lakehouse.client.errors import LakehouseClientError
 from lakehouse.server.common import metrics, roles
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.context import CallContext, reset_call, set_call
-from lakehouse.server.common.errors import Code, LakehouseError, ResourceExhausted
+from lakehouse.server.common.errors import Code, DeadlineExceeded, LakehouseError, ResourceExhausted
 from lakehouse.server.common.tracing import ServerSpan
 
 log = logging.getLogger("lakehouse.rpc")
@@ -49,8 +49,10 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
         on_denied: OnDenied | None = None,
         tracer: trace.Tracer | None = None,
         limits: Callable[[str], int] | None = None,
+        upload_idle_s: float = 60.0,
     ) -> None:
         self._auth = authenticator
+        self._upload_idle_s = upload_idle_s
         self._on_denied = on_denied
         self._tracer = tracer or trace.NoOpTracer()
         self._admission = Admission(limits or (lambda service: 1 << 30))
@@ -68,7 +70,7 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
         call = _Call(method, metadata, self._auth, self._on_denied, self._tracer, self._admission)
-        return _wrap(handler, call)
+        return _wrap(handler, call, self._upload_idle_s)
 
 
 class Admission:
@@ -180,12 +182,31 @@ def _code_name(exc: BaseException) -> str:
     return "INTERNAL"
 
 
-def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
+async def _idle_limited(messages: AsyncIterator[Any], idle_s: float) -> AsyncIterator[Any]:
+    """The client's stream of messages, ended with DEADLINE_EXCEEDED when none comes for `idle_s`."""
+    iterator = aiter(messages)
+    while True:
+        try:
+            message = await asyncio.wait_for(anext(iterator), idle_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise DeadlineExceeded(
+                f"the upload sent nothing for {idle_s:g} s ([server] upload_idle_timeout_s); nothing was kept",
+                reason="UPLOAD_IDLE",
+            ) from None
+        yield message
+
+
+def _wrap(handler: grpc.RpcMethodHandler, call: _Call, upload_idle_s: float) -> grpc.RpcMethodHandler:
     if handler.unary_unary or handler.stream_unary:
         behavior = handler.unary_unary or handler.stream_unary
+        streamed = handler.stream_unary is not None
 
         async def unary_response(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started, ctx, token = time.perf_counter(), None, None
+            if streamed:
+                request = _idle_limited(request, upload_idle_s)
             try:
                 ctx, token = call.begin()
                 response = await behavior(request, context)
@@ -208,9 +229,12 @@ def _wrap(handler: grpc.RpcMethodHandler, call: _Call) -> grpc.RpcMethodHandler:
         return make(unary_response, handler.request_deserializer, handler.response_serializer)
 
     behavior = handler.unary_stream or handler.stream_stream
+    streamed = handler.stream_stream is not None
 
     async def stream_response(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         started, ctx, token = time.perf_counter(), None, None
+        if streamed:
+            request = _idle_limited(request, upload_idle_s)
         try:
             ctx, token = call.begin()
             result = behavior(request, context)
