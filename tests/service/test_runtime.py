@@ -28,7 +28,7 @@ from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import TokenConfig
-from lakehouse.server.common.errors import InvalidArgument, ResourceExhausted, Unavailable
+from lakehouse.server.common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
 from tests.conftest import MeshFactory
@@ -177,6 +177,24 @@ async def test_unexpected_errors_become_internal_without_internals(scripted, cap
     assert err.value.request_id and err.value.request_id in err.value.message
     assert "/var/secret/path exploded" in caplog.text  # the operator sees it in the log
     assert servicer.calls == 1
+
+
+async def test_errors_quoting_huge_input_still_fit_the_trailers(scripted) -> None:
+    servicer, client = scripted
+    name = "Ω\u202e" * 3000  # percent-encoded, each character is 15 bytes of trailer
+    servicer.failures = [
+        NotFound(
+            f"bucket {name!r} does not exist",
+            reason="BUCKET_NOT_FOUND",
+            metadata={f"k{i}": name for i in range(16)},
+            violations=[FieldViolation(f"buckets[{i}]", name) for i in range(30)],
+        )
+    ]
+    with pytest.raises(NotFoundError) as refused:  # not RESOURCE_EXHAUSTED for oversized trailers
+        await client.list_buckets()
+    assert refused.value.reason == "BUCKET_NOT_FOUND"
+    assert refused.value.message.startswith("bucket 'Ω")
+    assert refused.value.request_id
 
 
 async def test_deadlines_are_enforced(scripted) -> None:

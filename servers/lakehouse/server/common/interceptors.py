@@ -12,8 +12,10 @@ import asyncio
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -283,20 +285,57 @@ def _to_status(exc: BaseException, method: str, request_id: str) -> status_pb2.S
     if not isinstance(exc, LakehouseError):
         log.error("unhandled error in %s", method, exc_info=exc, extra={"request_id": request_id})
         exc = LakehouseError(f"internal error; quote request id {request_id} when reporting it", reason="INTERNAL")
-    # Status details travel in trailers, which gRPC caps at 16 KiB: keep them well under.
-    metadata = {key: _clip(value, MAX_DETAIL_CHARS) for key, value in list(exc.metadata.items())[:16]}
+    # The status travels in trailers, and clients refuse trailers over 8 KiB by default (the call
+    # then fails with RESOURCE_EXHAUSTED instead of this error): texts that quote long or non-ASCII
+    # input are clipped harder until the whole status fits.
+    status = _status(exc, method, request_id, _CLIPS[0])
+    for clip in _CLIPS[1:]:
+        if _trailer_bytes(status) <= TRAILER_BUDGET:
+            break
+        status = _status(exc, method, request_id, clip)
+    return status
+
+
+@dataclass(frozen=True)
+class _Clip:
+    message: int
+    detail: int
+    violations: int
+
+
+_CLIPS = (
+    _Clip(MAX_MESSAGE_CHARS, MAX_DETAIL_CHARS, 20),
+    _Clip(1000, 200, 10),
+    _Clip(300, 60, 5),
+    _Clip(100, 20, 2),
+)
+TRAILER_BUDGET = 6500
+"""Bytes of grpc-message plus grpc-status-details-bin, under the 8 KiB clients accept by default."""
+
+
+def _trailer_bytes(status: status_pb2.Status) -> int:
+    # grpc-message is percent-encoded (non-ASCII bytes three times over); details are base64.
+    encoded = urllib.parse.quote(status.message, safe=_PRINTABLE)
+    return len(encoded) + 4 * -(-status.ByteSize() // 3)
+
+
+_PRINTABLE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def _status(exc: LakehouseError, method: str, request_id: str, clip: _Clip) -> status_pb2.Status:
+    metadata = {key: _clip(value, clip.detail) for key, value in list(exc.metadata.items())[:16]}
     info = error_details_pb2.ErrorInfo(
         reason=exc.reason, domain=_domain(method), metadata={**metadata, "request_id": request_id}
     )
-    details = [info]
+    details: list[Any] = [info]
     if exc.violations:
         details.append(
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=_clip(v.description, MAX_DETAIL_CHARS)
+                        field=_clip(v.field, clip.detail), description=_clip(v.description, clip.detail)
                     )
-                    for v in exc.violations[:20]
+                    for v in exc.violations[: clip.violations]
                 ]
             )
         )
@@ -311,9 +350,9 @@ def _to_status(exc: BaseException, method: str, request_id: str) -> status_pb2.S
         packed.append(holder)
     code = exc.code if exc.code != Code.OK else Code.INTERNAL
     return status_pb2.Status(
-        code=code_pb2.Code.Value(code.name), message=_clip(exc.message, MAX_MESSAGE_CHARS), details=packed
+        code=code_pb2.Code.Value(code.name), message=_clip(exc.message, clip.message), details=packed
     )
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 20] + f"… ({len(text) - limit + 20} more)"
+    return text if len(text) <= limit else text[: max(limit - 20, 1)] + f"… ({len(text) - limit + 20} more)"
