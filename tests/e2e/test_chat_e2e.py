@@ -80,7 +80,7 @@ def test_with_no_model_answer_is_extractive_and_cites_rows(plain: ServerProcess,
 
     refused = failed(cli("chat", "hello"))
     assert "NO_PROVIDER_CONFIGURED" in refused and "[chat.providers." in refused, refused
-    assert "no LLM provider is configured" in ok(cli("providers", "list"))
+    assert "add [chat.providers.NAME] to use one" in ok(cli("providers", "list"))
 
     sessions = ok(cli("sql", "SELECT method, mode, code, grounded FROM chat_sessions ORDER BY time"))
     assert row(sessions, "Answer", "EXTRACTIVE", "OK", "True"), sessions

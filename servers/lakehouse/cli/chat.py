@@ -172,7 +172,7 @@ async def providers_list(c: Clients, probe: bool) -> None:
     ]
     if not rows:
         output.console.print(
-            "no LLM provider is configured: Answer is extractive; add [chat.providers.NAME] to use one"
+            Text("no LLM provider is configured: Answer is extractive; add [chat.providers.NAME] to use one")
         )
         return
     output.table("providers", ["name", "kind", "base url", "default model", "availability", "reason"], rows)
