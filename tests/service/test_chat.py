@@ -105,7 +105,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Async
         for collection in (BOUND, UNBOUND):
             await vectors.index_dataset(collection, "notes", id_column="note_id", text_columns=["text"])
         catalog = AsyncCatalogClient(running.channel, timeout_s=30, metadata=metadata)
-        await catalog.create_profile(PROFILE, datasets=["notes"], collections=[BOUND])
+        await catalog.create_profile(PROFILE, datasets=["notes"], collections=[BOUND], default_chat_model="ollama/echo")
         yield Mesh(running)
     finally:
         await running.stop()
@@ -154,6 +154,12 @@ async def test_models_are_listed_as_routable_names(mesh: Mesh) -> None:
     everything = await mesh.chat().list_models()
     assert {"openai/cite", "ollama/cite"} <= {m.name for m in everything.models}
     assert set(everything.skipped_providers) == {"nokey", "wrongkey"}
+
+
+async def test_an_agent_naming_no_model_gets_its_profiles_default(mesh: Mesh) -> None:
+    reply = await mesh.chat(AGENT).chat("which model?")
+    assert (reply.provider, reply.model) == ("ollama", "echo")
+    assert (await mesh.chat(READER).chat("which model?")).provider == "openai"  # no profile: the default
 
 
 # -- errors, retries, redaction --------------------------------------------------------------------
@@ -317,6 +323,20 @@ async def test_an_answer_without_collections_or_profile_names_the_field(mesh: Me
     assert (error.reason, [v.field for v in error.violations]) == ("NO_COLLECTIONS", ["collections"])
     empty = await _error(mesh.chat().answer("  ", [BOUND]))
     assert empty.reason == "EMPTY_QUESTION"
+
+
+async def test_a_soft_erased_row_is_never_cited_again(mesh: Mesh) -> None:
+    admin = AsyncCatalogClient(mesh.running.channel, timeout_s=30, metadata=token_metadata(ADMIN))
+    question = "holds a current forklift certification"
+    before = await mesh.chat().answer(question, [UNBOUND], k=3, mode="extractive")
+    erased = before.citations[0].row_key
+    await admin.erase_rows("notes", "note_id", [erased], mode="soft", reason="test: asked to be forgotten")
+    try:
+        after = await mesh.chat().answer(question, [UNBOUND], k=3, mode="extractive", include_sql_context=True)
+        assert erased not in [c.row_key for c in after.citations]
+        assert all(c.HasField("row") for c in after.citations)
+    finally:
+        await admin.restore_rows("notes", [erased], reason="test: restored")
 
 
 # -- session log -----------------------------------------------------------------------------------

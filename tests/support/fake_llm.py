@@ -76,7 +76,7 @@ class FakeLLM:
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
 
@@ -116,6 +116,10 @@ class FakeLLM:
             if model is None
             else [s for s in self.seen if s.body.get("model") == model]
         )
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog of 5 resets connections under 64 concurrent clients
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -352,3 +356,21 @@ def _final_lines(ollama: bool, model: str, reply: Reply) -> bytes:
         },
     }
     return b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in (finish, usage)) + b"data: [DONE]\n\n"
+
+
+def main() -> None:
+    """Runs the fake on its own (the chat benchmark starts it as a separate process)."""
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="a fake LLM provider on 127.0.0.1")
+    parser.add_argument("--api-key", default="")
+    args = parser.parse_args()
+    fake = FakeLLM(api_key=args.api_key).start()
+    print(fake.url, flush=True)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    fake.stop()
+
+
+if __name__ == "__main__":
+    main()
