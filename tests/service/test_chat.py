@@ -245,6 +245,16 @@ async def test_cancelling_a_stream_cancels_the_upstream_request(mesh: Mesh, fake
     assert await eventually(lambda: fake.disconnects > before, timeout_s=10)
 
 
+async def test_cancelling_a_chat_call_cancels_the_upstream_request(mesh: Mesh, fake: FakeLLM) -> None:
+    before, asked = fake.disconnects, fake.counts["slow"]
+    call = asyncio.create_task(mesh.chat().chat("wait", model="openai/slow"))
+    assert await eventually(lambda: fake.counts["slow"] > asked, timeout_s=10)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert await eventually(lambda: fake.disconnects > before, timeout_s=10)
+
+
 async def test_a_stream_cut_after_the_first_delta_is_interrupted(mesh: Mesh, fake: FakeLLM) -> None:
     before = fake.counts["interrupt"]
     received = []

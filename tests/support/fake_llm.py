@@ -10,7 +10,7 @@ What it answers is chosen by the model name, so tests running at once never dist
   the reply with finish reason "length".
 - "cite": cites the first two numbered sources it finds in the prompt ("[1] ... [2]").
 - "cite-unknown": cites [1] and [99]; "cite-none": cites nothing.
-- "slow": waits `slow_s` before answering; "slow-stream": one word every 0.05 s, 400 words.
+- "slow": waits `slow_s` before answering (counting a client that goes away meanwhile); "slow-stream": one word every 0.05 s, 400 words.
 - "malformed": 200 with a body that is not JSON (a stream: one good line, then garbage).
 - "interrupt" (streams): two words, then the connection is cut.
 - "missing": 404; "bad-request": 400; "server-error": 500; "rate-limited": 429 with
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import threading
 import time
 from collections import Counter
@@ -159,8 +161,10 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(body.get("model", ""))
         if self._failure(model, nth):
             return
-        if model == "slow":
-            time.sleep(self.owner.slow_s)
+        if model == "slow" and not self._wait_unless_gone(self.owner.slow_s):
+            self.owner.went_away()
+            self.close_connection = True
+            return
         words = _reply(model, body)
         max_tokens = body.get("max_tokens", (body.get("options") or {}).get("num_predict"))
         finish = "stop"
@@ -172,6 +176,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._stream(model, reply)
         else:
             self._whole(model, reply)
+
+    def _wait_unless_gone(self, seconds: float) -> bool:
+        """Waits `seconds`; False as soon as the client closes the connection (a cancelled call)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                return False
+        return True
 
     def _failure(self, model: str, nth: int) -> bool:
         owner = self.owner

@@ -6,6 +6,7 @@ No grpc here: the servicer converts messages; peers and providers come in throug
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -253,12 +254,15 @@ class ChatService:
     # -- providers and models ------------------------------------------------------------------
 
     async def list_providers(self, probe: bool, deadline: float | None) -> list[ProviderInfo]:
-        out = []
-        for name, p in sorted(self._router.providers.items()):
-            status = await p.probe(deadline) if probe else p.status()
-            is_default = name == self._router.default
-            out.append(ProviderInfo(name, p.kind, p.base_url, p.default_model, is_default, p.timeout_s, status))
-        return out
+        named = sorted(self._router.providers.items())
+        # Probes run at once, so a slow provider costs its own timeout, not the sum of all of them.
+        statuses = (
+            await asyncio.gather(*(p.probe(deadline) for _, p in named)) if probe else [p.status() for _, p in named]
+        )
+        return [
+            ProviderInfo(name, p.kind, p.base_url, p.default_model, name == self._router.default, p.timeout_s, status)
+            for (name, p), status in zip(named, statuses, strict=True)
+        ]
 
     async def list_models(self, provider: str, deadline: float | None) -> tuple[list[ModelInfo], list[str]]:
         """Models of one provider (its failures raised) or of every provider (failures skipped)."""
@@ -271,14 +275,18 @@ class ChatService:
                     violations=[FieldViolation("provider", "not a configured provider")],
                 )
             return self._models_of(chosen, await chosen.models(deadline)), []
+        named = sorted(self._router.providers.items())
+        answers = await asyncio.gather(*(p.models(deadline) for _, p in named), return_exceptions=True)
         models: list[ModelInfo] = []
         skipped: list[str] = []
-        for name, p in sorted(self._router.providers.items()):
-            try:
-                models += self._models_of(p, await p.models(deadline))
-            except LakehouseError as exc:
-                log.info("ListModels skipped provider %s: %s", name, exc.message)
+        for (name, p), answer in zip(named, answers, strict=True):
+            if isinstance(answer, LakehouseError):
+                log.info("ListModels skipped provider %s: %s", name, answer.message)
                 skipped.append(name)
+            elif isinstance(answer, BaseException):
+                raise answer
+            else:
+                models += self._models_of(p, answer)
         return sorted(models, key=lambda m: m.name), skipped
 
     @staticmethod
