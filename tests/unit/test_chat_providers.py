@@ -247,3 +247,15 @@ async def test_the_key_never_appears_in_errors_or_logs(fake: FakeLLM, caplog: py
     assert "[redacted]" in " ".join(messages)
     for text in [*messages, caplog.text]:
         assert KEY not in text
+
+
+async def test_credentials_in_the_base_url_are_never_shown() -> None:
+    with FakeLLM() as gone:
+        url = gone.url.replace("http://", "http://user:s3cret@")
+    provider = make_providers(ChatConfig(providers={"p": ProviderConfig(kind="ollama", base_url=url)}))["p"]
+    try:
+        error = await _error(provider.complete(call("echo"), None))
+    finally:
+        await provider.close()
+    assert "s3cret" not in provider.base_url and "s3cret" not in error.message
+    assert provider.base_url.startswith("http://127.0.0.1:")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -63,7 +64,8 @@ class HttpProvider:
     ) -> None:
         environ = os.environ if environ is None else environ
         self.name = name
-        self.base_url = config.base_url
+        self.base_url = _without_credentials(config.base_url)
+        """Shown in listings and errors; user:password in the configured URL is left out."""
         self.default_model = config.default_model
         self.timeout_s = config.timeout_s
         self._key_env = config.api_key_env
@@ -249,7 +251,8 @@ class HttpProvider:
         backoff = wait_exponential_jitter(multiplier=0.1, max=max(self._max_backoff_s, 0.1), jitter=0.1)
 
         def wait(state: RetryCallState) -> float:
-            return _retry_delay(state) if _retry_delay(state) is not None else backoff(state)  # type: ignore[return-value]
+            asked = _retry_delay(state)
+            return asked if asked is not None else float(backoff(state))
 
         def stop(state: RetryCallState) -> bool:
             if state.attempt_number >= self._max_attempts:
@@ -471,6 +474,16 @@ def make_providers(chat: ChatConfig, environ: Mapping[str, str] | None = None) -
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _without_credentials(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    netloc += f":{parts.port}" if parts.port else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _remaining(deadline: float | None) -> float | None:

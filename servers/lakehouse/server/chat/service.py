@@ -298,7 +298,7 @@ class ChatService:
     async def chat(self, request: ChatRequest, deadline: float | None) -> ChatResult:
         outcome = _Outcome()
         started = time.perf_counter()
-        code = "UNKNOWN"
+        code = "CANCELLED"  # stays so when the caller goes away before the reply
         try:
             route, call = await self._prepare(request, outcome)
             sent = time.perf_counter()
@@ -306,8 +306,8 @@ class ChatService:
             outcome.usage = completion.usage
             code = "OK"
             return ChatResult(completion, route.provider.name, route.model, time.perf_counter() - sent)
-        except LakehouseError as exc:
-            code = exc.code.name
+        except Exception as exc:
+            code = _code(exc)
             raise
         finally:
             self._record("Chat", outcome, code, started)
@@ -338,8 +338,8 @@ class ChatService:
                     now - sent,
                 )
                 return
-        except LakehouseError as exc:
-            code = exc.code.name
+        except Exception as exc:
+            code = _code(exc)
             raise
         finally:
             self._record("ChatStream", outcome, code, started)
@@ -358,7 +358,7 @@ class ChatService:
     async def answer(self, request: AnswerRequest, deadline: float | None) -> AnswerResult:
         outcome = _Outcome()
         started = time.perf_counter()
-        code = "UNKNOWN"
+        code = "CANCELLED"
         try:
             result = await self._answer(request, deadline, outcome)
             result = AnswerResult(**{**result.__dict__, "latency_s": time.perf_counter() - started})
@@ -368,8 +368,8 @@ class ChatService:
             outcome.usage = result.usage
             code = "OK"
             return result
-        except LakehouseError as exc:
-            code = exc.code.name
+        except Exception as exc:
+            code = _code(exc)
             raise
         finally:
             self._record("Answer", outcome, code, started)
@@ -483,6 +483,11 @@ class ChatService:
                 grounded=outcome.grounded,
             )
         )
+
+
+def _code(exc: Exception) -> str:
+    """The status a failed call ends with, for its session record."""
+    return exc.code.name if isinstance(exc, LakehouseError) else "INTERNAL"
 
 
 def _provider(route: Route | None) -> str:
