@@ -41,6 +41,7 @@ ADMIN = "chat-admin-token"
 AGENT = "chat-agent-token"
 READER = "chat-reader-token"
 PROFILE = "notes-bot"
+VECTORS_ONLY = "vectors-only"
 KEY = "sk-chat-9f8e7d6c5b4a3210"
 KEY_ENV = "LAKEHOUSE_TEST_FAKE_LLM_KEY"
 WRONG_KEY_ENV = "LAKEHOUSE_TEST_FAKE_LLM_WRONG_KEY"
@@ -106,6 +107,7 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Async
             await vectors.index_dataset(collection, "notes", id_column="note_id", text_columns=["text"])
         catalog = AsyncCatalogClient(running.channel, timeout_s=30, metadata=metadata)
         await catalog.create_profile(PROFILE, datasets=["notes"], collections=[BOUND], default_chat_model="ollama/echo")
+        await catalog.create_profile(VECTORS_ONLY, collections=[BOUND])
         yield Mesh(running)
     finally:
         await running.stop()
@@ -322,8 +324,11 @@ async def test_an_agent_answers_from_its_profiles_collections_only(mesh: Mesh) -
 async def test_an_admin_previewing_a_profile_is_held_to_its_collections(mesh: Mesh) -> None:
     error = await _error(mesh.chat().answer(QUESTION, [UNBOUND], profile=PROFILE, mode="extractive"))
     assert (error.code.name, error.reason) == ("PERMISSION_DENIED", "COLLECTION_NOT_ALLOWED")
-    previewed = await mesh.chat().answer(QUESTION, profile=PROFILE, k=1, mode="extractive")
+    previewed = await mesh.chat().answer(QUESTION, profile=PROFILE, k=1, mode="extractive", include_sql_context=True)
     assert [c.collection for c in previewed.citations] == [BOUND]
+    assert previewed.citations[0].HasField("row")  # the profile reads notes in full
+    no_rows = await mesh.chat().answer(QUESTION, profile=VECTORS_ONLY, k=1, mode="extractive", include_sql_context=True)
+    assert no_rows.citations and not no_rows.citations[0].HasField("row")  # notes is not bound to it
     missing = await _error(mesh.chat().answer(QUESTION, profile="no-such-profile", mode="extractive"))
     assert missing.code.name == "NOT_FOUND"
 

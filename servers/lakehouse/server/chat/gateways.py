@@ -153,6 +153,10 @@ class ChatPolicy:
     restricted: bool
     collections: frozenset[str]
     default_chat_model: str
+    previewed_datasets: frozenset[str] | None = None
+    """For a profile an admin names (not the caller's own): the datasets it reads in full. Source
+    rows are read as the caller (the admin), so only rows of these datasets are returned; None for
+    the caller's own policy, which the query service enforces itself."""
 
 
 class Policies(Protocol):

@@ -130,7 +130,7 @@ class CatalogPolicies:
     async def profile(self, name: str) -> ChatPolicy:
         async with peer_errors("catalog", "CATALOG_UNAVAILABLE"):
             p = await self.client.get_profile(name)
-        return ChatPolicy(p.id, True, frozenset(p.collections), p.default_chat_model)
+        return ChatPolicy(p.id, True, frozenset(p.collections), p.default_chat_model, frozenset(p.datasets))
 
 
 def _chat_policy(p: catalog_pb.AccessPolicy) -> ChatPolicy:

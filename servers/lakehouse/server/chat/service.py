@@ -385,6 +385,11 @@ class ChatService:
         rows: list[SourceRow | None] = [None] * len(passages)
         if request.include_sql_context and passages:
             rows = await self._rows.rows(passages)
+            if policy.previewed_datasets is not None:  # read as the admin: keep what the profile may read
+                rows = [
+                    r if p.source_dataset in policy.previewed_datasets else None
+                    for p, r in zip(passages, rows, strict=True)
+                ]
         sources = [
             Citation(i, p, p.text[:SNIPPET_CHARS], row)
             for i, (p, row) in enumerate(zip(passages, rows, strict=True), 1)
