@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from lakehouse.chat.v1 import chat_service_pb2 as pb
-from lakehouse.client import RetryPolicy, token_metadata
+from lakehouse.client import ChatClient, RetryPolicy, token_metadata
 from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.chat import AsyncChatClient
 from lakehouse.client.errors import LakehouseClientError
@@ -266,6 +266,14 @@ async def test_a_stream_cut_after_the_first_delta_is_interrupted(mesh: Mesh, fak
     assert received == ["echo:", " a"]
     assert (caught.value.code.name, caught.value.reason) == ("UNAVAILABLE", "PROVIDER_STREAM_INTERRUPTED")
     assert fake.counts["interrupt"] == before + 1
+
+
+async def test_the_blocking_client_streams_too(mesh: Mesh) -> None:
+    def stream() -> list[str]:
+        with ChatClient(mesh.running.address, token=ADMIN) as chat:
+            return [e.WhichOneof("event") for e in chat.chat_stream("a b", model="ollama/echo")]
+
+    assert await asyncio.to_thread(stream) == ["delta", "delta", "delta", "summary"]
 
 
 # -- answers ---------------------------------------------------------------------------------------
