@@ -3,6 +3,7 @@ failed append keeps the records for the next flush, and closing flushes what is 
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.server.chat.gateways import SessionRecord
-from lakehouse.server.chat.sessions import SCHEMA, SessionLog
+from lakehouse.server.chat.sessions import SCHEMA, SessionLog, SessionLogRefused
 from lakehouse.server.common.executor import BlockingExecutor
 
 
@@ -85,3 +86,23 @@ async def test_with_no_dataset_nothing_is_kept(executor: BlockingExecutor) -> No
     log.start()
     await log.close()
     assert not log.enabled and log.written == 0
+
+
+async def test_a_refused_log_stops_recording_instead_of_retrying_forever(executor: BlockingExecutor) -> None:
+    calls = 0
+
+    async def refuse(data: bytes) -> None:
+        nonlocal calls
+        calls += 1
+        raise SessionLogRefused("PERMISSION_DENIED: mesh may not call IngestFile")
+
+    log = SessionLog(refuse, executor, flush_s=0.01, max_buffered=10)
+    log.append(record(1))
+    log.start()
+    for _ in range(100):
+        if not log.enabled:
+            break
+        await asyncio.sleep(0.01)
+    log.append(record(2))
+    await log.close()
+    assert not log.enabled and calls == 1

@@ -22,11 +22,19 @@ from lakehouse.client.vector import AsyncVectorClient, metadata_of
 from lakehouse.query.v1 import query_service_pb2 as query_pb
 from lakehouse.query.v1 import query_service_pb2_grpc as query_grpc
 from lakehouse.server.chat.gateways import ChatPolicy, Passage, SourceRow
+from lakehouse.server.chat.sessions import SessionLogRefused
 from lakehouse.server.common.errors import Code, FieldViolation, LakehouseError, Unavailable
 from lakehouse.server.common.leases import LeasedPolicies, PolicyAnswer
 from lakehouse.server.common.peers import PeerChannels
 
 UPLOAD_CHUNK = 1024 * 1024
+_REFUSALS = (
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+)
+"""Answers to a session-log append that no retry changes."""
 
 
 @contextlib.asynccontextmanager
@@ -161,7 +169,12 @@ class SessionWriter:
                 yield query_pb.IngestFileRequest(chunk=parquet[start : start + UPLOAD_CHUNK])
             yield query_pb.IngestFileRequest(commit=query_pb.IngestFileCommit())
 
-        await stub.IngestFile(requests(), timeout=self._peers.timeout_s * 3, metadata=self._metadata)
+        try:
+            await stub.IngestFile(requests(), timeout=self._peers.timeout_s * 3, metadata=self._metadata)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() in _REFUSALS:
+                raise SessionLogRefused(f"{exc.code().name}: {exc.details()}") from None
+            raise
 
 
 def _sql_name(name: str) -> str:

@@ -71,6 +71,7 @@ class HttpProvider:
         self._key_env = config.api_key_env
         self._key = environ.get(config.api_key_env, "") if config.api_key_env else ""
         self._max_attempts = chat.max_attempts
+        self._stream_usage = config.stream_usage
         self._max_backoff_s = chat.max_backoff_s
         self._probed: ProviderStatus | None = None
         headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
@@ -371,7 +372,7 @@ class OpenAIProvider(HttpProvider):
             "messages": [{"role": m.role, "content": m.content} for m in call.messages],
             "stream": stream,
         }
-        if stream:
+        if stream and self._stream_usage:
             body["stream_options"] = {"include_usage": True}
         if call.temperature is not None:
             body["temperature"] = call.temperature

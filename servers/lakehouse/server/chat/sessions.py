@@ -47,6 +47,11 @@ SCHEMA = pa.schema(
 )
 
 
+class SessionLogRefused(Exception):
+    """The query service refuses the appends for good (no shared mesh token, a `chat_sessions`
+    dataset of another schema): trying again cannot help."""
+
+
 def to_parquet(records: Sequence[SessionRecord]) -> bytes:
     """Records as one Parquet file in SCHEMA."""
     columns = {name: [getattr(r, name) for r in records] for name in SCHEMA.names}
@@ -100,7 +105,17 @@ class SessionLog:
             await asyncio.sleep(self._flush_s)
             try:
                 await self.flush()
-            except Exception as exc:  # the query service is down or refuses: keep the records, try later
+            except SessionLogRefused as exc:
+                log.error(
+                    "the query service refuses the chat session log (%s); from now on sessions are not recorded. "
+                    "Give every process the same token through [auth] mesh_token_env, or choose another "
+                    "[chat] session_dataset.",
+                    exc,
+                )
+                self._write = None
+                self._buffer.clear()
+                return
+            except Exception as exc:  # the query service is down: keep the records, try later
                 log.warning("could not append %d chat session records yet: %s", len(self._buffer), exc)
                 await asyncio.sleep(RETRY_S)
 

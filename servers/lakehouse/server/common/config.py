@@ -325,6 +325,9 @@ class ProviderConfig:
     """Model used when a request names this provider with no model."""
     max_connections: int = pydantic.Field(default=100, ge=1, le=10_000)
     """Pooled HTTP connections to the endpoint."""
+    stream_usage: bool = True
+    """openai kind: ask for token usage at the end of streams (`stream_options.include_usage`);
+    turn off for a server that rejects the field."""
 
     @pydantic.field_validator("base_url")
     @classmethod
