@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import grpc
 import pyarrow as pa
 import pytest
 import pytest_asyncio
 
 from lakehouse.chat.v1 import chat_service_pb2 as pb
+from lakehouse.chat.v1 import chat_service_pb2_grpc as pb_grpc
 from lakehouse.client import ChatClient, RetryPolicy, token_metadata
 from lakehouse.client.catalog import AsyncCatalogClient
 from lakehouse.client.chat import AsyncChatClient
@@ -346,6 +348,12 @@ async def test_an_answer_without_collections_or_profile_names_the_field(mesh: Me
     assert (error.reason, [v.field for v in error.violations]) == ("NO_COLLECTIONS", ["collections"])
     empty = await _error(mesh.chat().answer("  ", [BOUND]))
     assert empty.reason == "EMPTY_QUESTION"
+    stub = pb_grpc.ChatServiceStub(mesh.running.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as odd:
+        await stub.Answer(
+            pb.AnswerRequest(question="q", collections=[BOUND], mode=9), metadata=[("authorization", f"Bearer {ADMIN}")]
+        )
+    assert odd.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "mode" in (odd.value.details() or "")
 
 
 async def test_a_soft_erased_row_is_never_cited_again(mesh: Mesh) -> None:

@@ -154,7 +154,7 @@ class ChatServiceServicer:
         ungrounded and is reported. With no provider configured, or with `mode` EXTRACTIVE, the
         answer is extractive: the best passages, each cited, and no model call. When retrieval finds
         nothing, no model is called and the answer is empty and ungrounded.
-        Errors: INVALID_ARGUMENT/EMPTY_QUESTION, INVALID_ARGUMENT/INVALID_K,
+        Errors: INVALID_ARGUMENT/EMPTY_QUESTION, INVALID_ARGUMENT/INVALID_K, INVALID_ARGUMENT/INVALID_MODE,
         INVALID_ARGUMENT/NO_COLLECTIONS, INVALID_ARGUMENT/INVALID_COLLECTION, NOT_FOUND/COLLECTION_NOT_FOUND,
         PERMISSION_DENIED/COLLECTION_NOT_ALLOWED, NOT_FOUND/PROFILE_NOT_FOUND,
         PERMISSION_DENIED/PROFILE_NOT_ALLOWED, UNAVAILABLE/VECTOR_SERVICE_UNAVAILABLE,

@@ -23,6 +23,7 @@ from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.convert import seconds, to_timestamp
+from lakehouse.server.common.errors import invalid_field
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.paging import page_of, page_request
 from lakehouse.server.common.peers import PeerChannels
@@ -95,7 +96,7 @@ class ChatServicer(pb_grpc.ChatServiceServicer):
                 model=request.model,
                 profile=request.profile,
                 include_sql_context=request.include_sql_context,
-                mode=_MODES.get(request.mode, ""),
+                mode=answer_mode(request.mode),
             ),
             _deadline(context),
         )
@@ -120,6 +121,12 @@ def _deadline(context: Any) -> float | None:
     """The caller's deadline as a monotonic instant; None when the call has none."""
     left = context.time_remaining() if context is not None else None
     return None if left is None else time.monotonic() + left
+
+
+def answer_mode(value: int) -> domain.AnswerMode:
+    if value not in _MODES:
+        raise invalid_field("mode", f"unknown answer mode {value}", reason="INVALID_MODE")
+    return _MODES[value]
 
 
 def chat_request(r: pb.ChatRequest | pb.ChatStreamRequest) -> domain.ChatRequest:
