@@ -12,7 +12,8 @@ What it answers is chosen by the model name, so tests running at once never dist
 - "cite-unknown": cites [1] and [99]; "cite-none": cites nothing.
 - "slow": waits `slow_s` before answering (counting a client that goes away meanwhile); "slow-stream": one word every 0.05 s, 400 words.
 - "malformed": 200 with a body that is not JSON (a stream: one good line, then garbage).
-- "interrupt" (streams): two words, then the connection is cut.
+- "interrupt" (streams): two words, then the connection is cut; "stream-error": one word, then
+  an error event (the way providers report a failure mid-stream).
 - "missing": 404; "bad-request": 400; "server-error": 500; "rate-limited": 429 with
   Retry-After `retry_after`; "overloaded": 503; "flaky": 503 for the first `flaky_failures`
   requests, then an echo; "leak-key": 400 whose message repeats the Authorization header.
@@ -261,6 +262,12 @@ class _Handler(BaseHTTPRequestHandler):
                 if model == "interrupt" and i == 2:
                     self.close_connection = True
                     self.connection.shutdown(2)  # cut: no final chunk, no done line
+                    return
+                if model == "stream-error" and i == 1:
+                    error = {"error": "model ran out of memory"} if ollama else {"error": {"message": "out of memory"}}
+                    line = json.dumps(error).encode()
+                    self._chunk(line + b"\n" if ollama else b"data: " + line + b"\n\n")
+                    self._chunk(b"")
                     return
                 if model == "malformed" and i == 1:
                     self._chunk(b"data: {broken\n\n" if not ollama else b"{broken\n")

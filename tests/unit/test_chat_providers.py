@@ -186,6 +186,17 @@ async def test_a_stream_cut_after_it_started_is_interrupted_and_not_retried(
 
 
 @pytest.mark.parametrize("kind", KINDS)
+async def test_an_error_event_after_the_first_delta_is_an_interruption(
+    providers: dict[str, HttpProvider], kind: str
+) -> None:
+    with pytest.raises(LakehouseError) as caught:
+        async for _ in providers[kind].stream(call("stream-error"), None):
+            pass
+    assert caught.value.reason == "PROVIDER_STREAM_INTERRUPTED"
+    assert "out of memory" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", KINDS)
 async def test_a_malformed_stream_line_is_a_bad_response(providers: dict[str, HttpProvider], kind: str) -> None:
     with pytest.raises(LakehouseError) as caught:
         async for _ in providers[kind].stream(call("malformed"), None):

@@ -52,6 +52,10 @@ class _Retryable(Exception):
         self.error = error
 
 
+class StreamErrorEvent(Exception):
+    """The provider reported an error inside a stream it had already started (an error event)."""
+
+
 class HttpProvider:
     """What every HTTP provider shares; subclasses describe their wire protocol."""
 
@@ -159,6 +163,8 @@ class HttpProvider:
                     continue
                 try:
                     events = self.parse_stream_line(line, state)
+                except StreamErrorEvent as exc:
+                    raise self._interrupted(started, f"the provider reported: {self._scrub(str(exc))}") from None
                 except (KeyError, IndexError, TypeError, ValueError) as exc:
                     raise self._bad_response(f"unreadable stream line ({type(exc).__name__})") from None
                 for event in events:
@@ -401,7 +407,8 @@ class OpenAIProvider(HttpProvider):
         if not isinstance(data, dict):
             raise TypeError("event")
         if "error" in data:
-            raise ValueError("error event")
+            error = data["error"]
+            raise StreamErrorEvent(error.get("message", error) if isinstance(error, dict) else error)
         events: list[StreamEvent] = []
         for choice in data.get("choices") or ():
             text = (choice.get("delta") or {}).get("content")
@@ -451,8 +458,10 @@ class OllamaProvider(HttpProvider):
 
     def parse_stream_line(self, line: str, state: dict[str, Any]) -> list[StreamEvent]:
         data = json.loads(line)
-        if not isinstance(data, dict) or "error" in data:
-            raise ValueError("error line")
+        if not isinstance(data, dict):
+            raise TypeError("line")
+        if "error" in data:
+            raise StreamErrorEvent(data["error"])
         events: list[StreamEvent] = []
         text = (data.get("message") or {}).get("content")
         if text:
