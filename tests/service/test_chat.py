@@ -44,6 +44,10 @@ AGENT = "chat-agent-token"
 READER = "chat-reader-token"
 PROFILE = "notes-bot"
 VECTORS_ONLY = "vectors-only"
+VIEW_BOT = "view-bot"
+VIEW = "notes_safe"
+VIEWED = "notes_safe_vec"
+VIEW_AGENT = "chat-view-agent-token"
 KEY = "sk-chat-9f8e7d6c5b4a3210"
 KEY_ENV = "LAKEHOUSE_TEST_FAKE_LLM_KEY"
 WRONG_KEY_ENV = "LAKEHOUSE_TEST_FAKE_LLM_WRONG_KEY"
@@ -60,6 +64,7 @@ TOKENS = (
     TokenConfig(principal="ops", role="admin", sha256=_sha(ADMIN)),
     TokenConfig(principal="bot", role="agent", profile=PROFILE, sha256=_sha(AGENT)),
     TokenConfig(principal="analyst", role="reader", sha256=_sha(READER)),
+    TokenConfig(principal="viewbot", role="agent", profile=VIEW_BOT, sha256=_sha(VIEW_AGENT)),
 )
 
 
@@ -108,6 +113,9 @@ async def mesh(tmp_path_factory: pytest.TempPathFactory, fake: FakeLLM) -> Async
         for collection in (BOUND, UNBOUND):
             await vectors.index_dataset(collection, "notes", id_column="note_id", text_columns=["text"])
         catalog = AsyncCatalogClient(running.channel, timeout_s=30, metadata=metadata)
+        await catalog.create_view(VIEW, "notes", ["note_id", "text"], row_filter="note_id <= 100")
+        await vectors.index_dataset(VIEWED, VIEW, id_column="note_id", text_columns=["text"])
+        await catalog.create_profile(VIEW_BOT, views=[VIEW], collections=[VIEWED])
         await catalog.create_profile(PROFILE, datasets=["notes"], collections=[BOUND], default_chat_model="ollama/echo")
         await catalog.create_profile(VECTORS_ONLY, collections=[BOUND])
         yield Mesh(running)
@@ -329,6 +337,14 @@ async def test_an_agent_answers_from_its_profiles_collections_only(mesh: Mesh) -
     assert denied.code.name == "PERMISSION_DENIED"
     other = await _error(agent.answer(QUESTION, [BOUND], profile="someone-else", mode="extractive"))
     assert (other.code.name, other.reason) == ("PERMISSION_DENIED", "PROFILE_NOT_ALLOWED")
+
+
+async def test_source_rows_come_through_the_view_an_agent_reads(mesh: Mesh) -> None:
+    result = await mesh.chat(VIEW_AGENT).answer(QUESTION, k=3, mode="extractive", include_sql_context=True)
+    assert result.citations and {c.collection for c in result.citations} == {VIEWED}
+    for c in result.citations:
+        row = pa.ipc.open_stream(c.row.arrow_ipc).read_all().to_pylist()[0]
+        assert set(row) == {"note_id", "text"} and row["note_id"] <= 100  # the view's columns and rows only
 
 
 async def test_an_admin_previewing_a_profile_is_held_to_its_collections(mesh: Mesh) -> None:

@@ -9,6 +9,7 @@ an agent, who may not write datasets.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
@@ -26,6 +27,8 @@ from lakehouse.server.chat.sessions import SessionLogRefused
 from lakehouse.server.common.errors import Code, FieldViolation, LakehouseError, Unavailable
 from lakehouse.server.common.leases import LeasedPolicies, PolicyAnswer
 from lakehouse.server.common.peers import PeerChannels
+
+log = logging.getLogger("lakehouse.chat")
 
 UPLOAD_CHUNK = 1024 * 1024
 _REFUSALS = (
@@ -79,38 +82,47 @@ class VectorRetriever:
 
 class QueryRows:
     """`gateways.RowReader`: each passage's source row, read through the query service as the
-    caller (views and tombstones apply), keyed by the id column its collection was indexed with."""
+    caller, from the dataset or view its collection was indexed from (so views and tombstones
+    apply), by the id column it was indexed with. A row the caller may not read, or that is gone,
+    is left out (None); it never fails the answer."""
 
     def __init__(self, peers: PeerChannels) -> None:
         self._peers = peers
 
     async def rows(self, passages: Sequence[Passage]) -> list[SourceRow | None]:
-        key_columns: dict[str, str] = {}
-        wanted: dict[tuple[str, str], list[str]] = {}  # (dataset, key column) -> keys
+        sources: dict[str, tuple[str, str]] = {}  # collection -> (dataset or view, id column)
+        wanted: dict[tuple[str, str], list[str]] = {}  # (dataset or view, id column) -> keys
         for p in passages:
             if not p.source_dataset or not p.row_key:
                 continue
-            if p.collection not in key_columns:
+            if p.collection not in sources:
                 async with peer_errors("vector", "VECTOR_SERVICE_UNAVAILABLE"):
                     status = await self._peers.client(AsyncVectorClient, "vector").get_index_status(p.collection)
-                key_columns[p.collection] = status.id_column
-            if key_columns[p.collection]:
-                wanted.setdefault((p.source_dataset, key_columns[p.collection]), []).append(p.row_key)
+                sources[p.collection] = (status.dataset or p.source_dataset, status.id_column)
+            if sources[p.collection][1]:
+                wanted.setdefault(sources[p.collection], []).append(p.row_key)
         found: dict[tuple[str, str], SourceRow] = {}
-        for (dataset, column), keys in wanted.items():
-            found.update(await self._read(dataset, column, keys))
-        return [found.get((p.source_dataset, p.row_key)) for p in passages]
+        for (name, column), keys in wanted.items():
+            found.update(await self._read(name, column, keys))
+        return [found.get((sources[p.collection][0], p.row_key)) if p.collection in sources else None for p in passages]
 
-    async def _read(self, dataset: str, column: str, keys: list[str]) -> dict[tuple[str, str], SourceRow]:
+    async def _read(self, name: str, column: str, keys: list[str]) -> dict[tuple[str, str], SourceRow]:
         marks = ", ".join("?" for _ in keys)
-        sql = f"SELECT * FROM {_sql_name(dataset)} WHERE CAST({_sql_name(column)} AS VARCHAR) IN ({marks})"
-        async with peer_errors("query", "QUERY_SERVICE_UNAVAILABLE"):
-            result = await self._peers.client(AsyncQueryClient, "query").query(sql, keys)
+        sql = f"SELECT * FROM {_sql_name(name)} WHERE CAST({_sql_name(column)} AS VARCHAR) IN ({marks})"
+        try:
+            async with peer_errors("query", "QUERY_SERVICE_UNAVAILABLE"):
+                result = await self._peers.client(AsyncQueryClient, "query").query(sql, keys)
+        except LakehouseError as exc:
+            if exc.code not in (Code.PERMISSION_DENIED, Code.NOT_FOUND, Code.INVALID_ARGUMENT):
+                raise
+            log.info("source rows of %s left out of an answer: %s %s", name, exc.reason, exc.message)
+            return {}
         out = {}
         for i in range(result.table.num_rows):
             row = result.table.slice(i, 1)
             values = row.to_pylist()[0]
-            out[(dataset, str(values[column]))] = SourceRow(values, _ipc(row))
+            if column in values:
+                out[(name, str(values[column]))] = SourceRow(values, _ipc(row))
         return out
 
 
