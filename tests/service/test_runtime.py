@@ -12,7 +12,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from lakehouse.client import CatalogClient, RetryPolicy, StorageClient, token_metadata
 from lakehouse.client.errors import (
     DeadlineExceededError,
@@ -25,6 +24,7 @@ from lakehouse.client.errors import (
 )
 from lakehouse.client.memory import AsyncMemoryClient
 from lakehouse.client.storage import AsyncStorageClient
+from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import TokenConfig
@@ -97,11 +97,11 @@ async def test_tokens_never_reach_the_log(secured, caplog: pytest.LogCaptureFixt
 
 
 async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) -> None:
-    stub = chat_service_pb2_grpc.ChatServiceStub(mesh.channel)
+    stub = memory_service_pb2_grpc.MemoryServiceStub(mesh.channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Chat(chat_service_pb2.ChatRequest())
+        await stub.AddTrace(memory_service_pb2.AddTraceRequest())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "/lakehouse.chat.v1.ChatService/Chat is not implemented yet" in err.value.details()
+    assert "/lakehouse.memory.v1.MemoryService/AddTrace is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
         await AsyncMemoryClient(mesh.channel).forget_source_rows("workers", ["1"], reason="erasure")
     assert unimplemented.value.reason == "NOT_IMPLEMENTED"

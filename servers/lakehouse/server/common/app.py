@@ -40,6 +40,9 @@ class ServiceBinding:
     """Whether health reports it; False for a contract whose server is not in this release."""
     start: Callable[[MeshServer], Awaitable[dict[str, str]]] | None = None
     """Starts what the service runs beside the gRPC port (the Flight server); returns its endpoints."""
+    drain: Callable[[], Awaitable[None]] | None = None
+    """Sends what the service buffers for its peers (the chat session log) while in-process peers
+    still take calls: after health goes NOT_SERVING, before the port stops."""
 
 
 class MeshServer:
@@ -152,6 +155,9 @@ class MeshServer:
         log.info("draining for up to %.1fs", grace)
         if self._denials is not None:
             await self._denials.close()  # while the in-process catalog still takes calls
+        for binding in self._bindings:
+            if binding.drain is not None:
+                await binding.drain()
         await self._server.stop(grace)
         for binding in self._bindings:
             if binding.close is not None:
