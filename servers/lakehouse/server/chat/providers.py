@@ -25,8 +25,10 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from lakehouse.server.chat.gateways import ChatCall, Completion, Delta, FinishReason, ProviderStatus, StreamEvent, Usage
+from lakehouse.server.common import metrics
 from lakehouse.server.common.config import ChatConfig, ProviderConfig
 from lakehouse.server.common.errors import (
+    Code,
     FailedPrecondition,
     InvalidArgument,
     LakehouseError,
@@ -306,6 +308,8 @@ class HttpProvider:
     def _raise_http(self, response: httpx.Response) -> None:
         """Raises the domain error of a failed upstream reply; 429 and 503 may be tried again."""
         error = self._http_error(response)
+        if error.code not in (Code.INVALID_ARGUMENT, Code.NOT_FOUND):  # the provider's trouble, not the caller's
+            metrics.backend_error("provider", error.reason)
         if response.status_code in (429, 503):
             raise _Retryable(error)
         raise error
@@ -335,6 +339,7 @@ class HttpProvider:
         return Unavailable(said, reason="PROVIDER_UNAVAILABLE", metadata=meta, retry_after_s=1.0)
 
     def _unavailable(self, why: str) -> Unavailable:
+        metrics.backend_error("provider", "PROVIDER_UNAVAILABLE")
         return Unavailable(
             f"provider {self.name!r} at {self.base_url}: {why}",
             reason="PROVIDER_UNAVAILABLE",
@@ -343,6 +348,7 @@ class HttpProvider:
         )
 
     def _bad_response(self, why: str) -> Unavailable:
+        metrics.backend_error("provider", "PROVIDER_BAD_RESPONSE")
         return Unavailable(
             f"provider {self.name!r} sent a malformed response: {why}",
             reason="PROVIDER_BAD_RESPONSE",
