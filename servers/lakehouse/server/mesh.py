@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
-from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
 from lakehouse.server.catalog import servicer as catalog
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
@@ -18,12 +17,12 @@ from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
 from lakehouse.server.common.unimplemented import unimplemented_servicer
+from lakehouse.server.memory import servicer as memory
 from lakehouse.server.query import servicer as query
 from lakehouse.server.storage import servicer as storage
 from lakehouse.server.vector import servicer as vector
 
 _PENDING = {
-    "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
     "chat": (chat_service_pb2, chat_service_pb2_grpc, "ChatService"),
 }
 
@@ -42,8 +41,14 @@ def _pending_binding(name: str) -> ServiceBinding:
 
 # Peers each built service calls; a peer not hosted here needs an address in [mesh]. The vector
 # service calls memory only for searches with the playbook on, and answers MEMORY_UNAVAILABLE
-# when it cannot be reached, so memory is not required here.
-PEERS = {"catalog": ("storage", "query"), "query": ("catalog", "storage"), "vector": ("catalog", "query")}
+# when it cannot be reached, so memory is not required here. Memory keeps its vectors in the
+# vector service; it reaches it in the background at start, so neither waits for the other.
+PEERS = {
+    "catalog": ("storage", "query"),
+    "query": ("catalog", "storage"),
+    "vector": ("catalog", "query"),
+    "memory": ("catalog", "vector"),
+}
 
 
 def _require_peers(config: Config, services: Sequence[str]) -> None:
@@ -77,6 +82,8 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
             bindings.append(query.build(config, executor, peers, authenticator, denials))
         elif name == "vector":
             bindings.append(vector.build(config, executor, peers, authenticator))
+        elif name == "memory":
+            bindings.append(memory.build(config, executor, peers, authenticator))
         else:
             bindings.append(_pending_binding(name))
 
