@@ -117,9 +117,10 @@ class AsyncMemoryClient(BaseAsyncClient):
     ) -> pb.Trace:
         """Changes the given fields in place and increments the version."""
         trace = pb.Trace(namespace=namespace, id=trace_id)
-        paths = []
+        paths: list[str] = []
         if content is not None:
-            trace.content, paths = content, [*paths, "content"]
+            trace.content = content
+            paths.append("content")
         if metadata is not None:
             trace.metadata.update(metadata)
             paths.append("metadata")
