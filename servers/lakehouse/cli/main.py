@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 import sqlalchemy.exc
 
-from lakehouse.cli import commands, data, governance, vectors
+from lakehouse.cli import commands, data, governance, memory, vectors
 from lakehouse.cli.index import index, index_status, recall
 from lakehouse.cli.models import models
 from lakehouse.cli.sample import sample_command
@@ -132,7 +132,7 @@ cli.add_command(models)
 cli.add_command(index)
 cli.add_command(index_status)
 cli.add_command(recall)
-for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS):
+for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS, *memory.COMMANDS):
     cli.add_command(command)
 
 
