@@ -30,6 +30,7 @@ from lakehouse.server.common.config import EmbedderConfig, MemoryConfig, TokenCo
 from lakehouse.server.memory.service import collection_name
 from lakehouse.vector.v1 import vector_service_pb2 as vector_pb
 from tests.support.mesh import Backends, RunningMesh, make_config, start_mesh
+from tests.support.query import query_client, sample_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -337,6 +338,31 @@ async def test_forget_by_filter_and_by_source_rows(mesh: RunningMesh, admin: Asy
     assert {n.namespace for n in receipt.namespaces} == {"sources", "sources-2"}
     left = await admin.list_traces("sources")
     assert [t.id for t in left.traces] == [keep.id]
+
+
+async def test_a_hard_erasure_of_dataset_rows_forgets_the_traces_that_reference_them(
+    mesh: RunningMesh, admin: AsyncMemoryClient, tmp_path: Path
+) -> None:
+    await query_client(mesh, ADMIN).ingest_file(sample_file(tmp_path, "workers", "csv"), "workers")
+    about_3 = (
+        await admin.add_trace("hr", "Worker 3 asked for night shifts.", metadata=source_row("workers", "3"))
+    ).trace
+    about_4 = (
+        await admin.add_trace("hr", "Worker 4 is forklift certified.", metadata=source_row("workers", "4"))
+    ).trace
+    revised = (await admin.revise_trace("hr", about_3.id, "Worker 3 now prefers day shifts.")).trace
+    elsewhere = (
+        await admin.add_trace("hr-archive", "Worker 3 joined in 2024.", metadata=source_row("workers", "3"))
+    ).trace
+    receipt = await mesh.catalog.erase_rows("workers", "worker_id", ["3"], mode="hard", reason="erasure request")
+    assert [(d.kind, d.target, d.deleted_count) for d in receipt.downstream] == [("memory_namespace", "*", 3)]
+    for namespace, gone in (("hr", about_3.id), ("hr", revised.id), ("hr-archive", elsewhere.id)):
+        await refused(admin.get_trace(namespace, gone), NotFoundError, "TRACE_NOT_FOUND")
+    assert (await admin.get_trace("hr", about_4.id)).id == about_4.id
+
+
+def source_row(dataset: str, key: str) -> dict[str, str]:
+    return {"source_dataset": dataset, "source_key": key}
 
 
 # -- reindex ---------------------------------------------------------------------------------------
