@@ -21,7 +21,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, ParamSpec, TypeVar
 
@@ -268,6 +268,56 @@ class IndexMarks:
         await self.flush()
 
 
+class VectorWrites:
+    """Coalesces concurrent vector writes of a namespace into one UpsertVectors call.
+
+    The vector service flushes Milvus after every upsert call, and one call embeds its texts as
+    one batch: adds that arrive while a write to their namespace is in flight wait for it to
+    finish and then go together, so concurrent adds share a flush. A lone add goes at once.
+    """
+
+    def __init__(self, write: Callable[[str, list[TraceRow]], Awaitable[int]], batch: int = REINDEX_BATCH) -> None:
+        self._write = write
+        self._batch = batch
+        self._pending: dict[str, list[tuple[list[TraceRow], asyncio.Future[int]]]] = {}
+        self._draining: set[str] = set()
+
+    async def write(self, namespace: str, rows: Sequence[TraceRow]) -> int:
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(namespace, []).append((list(rows), done))
+        if namespace not in self._draining:
+            self._draining.add(namespace)
+            asyncio.get_running_loop().create_task(self._drain(namespace), name="lakehouse-memory-vectors")
+        return await done
+
+    async def _drain(self, namespace: str) -> None:
+        try:
+            while self._pending.get(namespace):
+                waiting = self._pending[namespace]
+                taken, size = 0, 0
+                while taken < len(waiting) and (size == 0 or size + len(waiting[taken][0]) <= self._batch):
+                    size += len(waiting[taken][0])
+                    taken += 1
+                group, self._pending[namespace] = waiting[:taken], waiting[taken:]
+                try:
+                    await self._write(namespace, [row for rows, _ in group for row in rows])
+                except BaseException as exc:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                else:
+                    for rows, done in group:
+                        if not done.done():
+                            done.set_result(len(rows))
+        finally:
+            # No await since the loop saw the queue empty: nothing can have been queued meanwhile.
+            self._draining.discard(namespace)
+            if not self._pending.get(namespace):
+                self._pending.pop(namespace, None)
+
+
 class MemoryService:
     def __init__(
         self,
@@ -291,6 +341,7 @@ class MemoryService:
         self._answer_collections: dict[str, float] = {}
         """Answer collections seen to exist, with when they were seen."""
         self._marks = IndexMarks(self._run, store)
+        self._writes = VectorWrites(self._upsert)
         self.playbook = PlaybookIndex()
         self._reindexing = asyncio.Lock()
 
@@ -380,6 +431,9 @@ class MemoryService:
             raise
 
     async def _write_vectors(self, namespace: str, rows: Sequence[TraceRow]) -> int:
+        return await self._writes.write(namespace, rows)
+
+    async def _upsert(self, namespace: str, rows: Sequence[TraceRow]) -> int:
         collection = collection_name(namespace)
         await self._ensure_collection(namespace)
         records = [(r.id, r.content) for r in rows]
