@@ -4,6 +4,8 @@ end to end through the vector service's Search."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator, Awaitable
@@ -23,6 +25,7 @@ from lakehouse.client.errors import (
     LakehouseClientError,
     NotFoundError,
     PermissionDeniedError,
+    UnavailableError,
 )
 from lakehouse.client.memory import AsyncMemoryClient, playbook_record, trace_filter
 from lakehouse.client.vector import AsyncVectorClient, playbook
@@ -384,6 +387,36 @@ async def test_reindex_rebuilds_a_lost_collection_from_the_stored_text(
     full = await admin.reindex_summary(["rebuild"], full=True)
     assert full.vectors_written == 1
     await refused(memory_as(mesh, WRITER).reindex_summary(["rebuild"]), PermissionDeniedError, "ADMIN_REQUIRED")
+
+
+async def test_a_search_that_finds_a_collection_lost_rebuilds_it(mesh: RunningMesh, admin: AsyncMemoryClient) -> None:
+    trace = (await admin.add_trace("lost", "The spare projector is in room 4B.")).trace
+    await vectors_as(mesh, ADMIN).delete_collection(collection_name("lost"))
+    once = AsyncMemoryClient(mesh.channel, timeout_s=60, retry=RetryPolicy(attempts=1), metadata=token_metadata(ADMIN))
+    await refused(
+        once.search_traces("where is the projector", namespaces=["lost"]), UnavailableError, "VECTORS_REBUILDING"
+    )
+    for _ in range(100):
+        with contextlib.suppress(UnavailableError):
+            hits = await admin.search_traces("where is the projector", namespaces=["lost"], k=1)
+            if hits:
+                break
+        await asyncio.sleep(0.1)
+    assert hits[0].trace.id == trace.id
+
+
+async def test_concurrent_adds_all_land_with_their_vectors(admin: AsyncMemoryClient) -> None:
+    texts = [
+        f"Ticket {i}: the {word} in building {i} needs attention."
+        for i, word in enumerate(
+            ["elevator", "heating", "roof", "lights", "door", "window", "boiler", "carpet", "sink", "fan"] * 2
+        )
+    ]
+    added = await asyncio.gather(*(admin.add_trace("burst", t) for t in texts))
+    assert len({a.trace.id for a in added}) == len(texts)
+    hits = await admin.search_traces("the boiler in building 6", namespaces=["burst"], k=50)
+    assert {h.trace.id for h in hits} == {a.trace.id for a in added}
+    assert hits[0].trace.content == texts[6]
 
 
 # -- the playbook ----------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from lakehouse.server.common.errors import (
     LakehouseError,
     NotFound,
     PermissionDenied,
+    Unavailable,
     invalid_field,
 )
 from lakehouse.server.common.executor import BlockingExecutor
@@ -42,7 +43,7 @@ from lakehouse.server.common.leases import LeasedPolicies
 from lakehouse.server.common.paging import Page, encode_token
 from lakehouse.server.common.roles import require_admin
 from lakehouse.server.memory.errors import Aborted
-from lakehouse.server.memory.gateways import AnswerCollections, MemoryPolicy, Policies, Vectors
+from lakehouse.server.memory.gateways import AnswerCollections, MemoryPolicy, Policies, VectorHit, Vectors
 from lakehouse.server.memory.playbook import PlaybookIndex
 from lakehouse.server.memory.store import (
     DuplicateKey,
@@ -73,6 +74,8 @@ MAX_LABELS = 64
 MAX_KEY = 512
 DEFAULT_LOOKUP_DISTANCE = 0.5
 REINDEX_BATCH = 256
+HEAL_ATTEMPTS = 30
+HEAL_RETRY_S = 2.0
 FAILPOINT_ENV = "LAKEHOUSE_MEMORY_FAILPOINT"
 """Test-only: "after_trace_row" makes the process exit right after an AddTrace row is committed and
 before its vector is written, so the crash-repair path can be exercised against a real process."""
@@ -344,6 +347,8 @@ class MemoryService:
         self._writes = VectorWrites(self._upsert)
         self.playbook = PlaybookIndex()
         self._reindexing = asyncio.Lock()
+        self._healing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self._executor.run(fn, *args, **kwargs)
@@ -354,7 +359,47 @@ class MemoryService:
         self.playbook.load(await self._run(self._store.playbook_entries))
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self._marks.close()
+
+    def heal_later(self, namespace: str) -> None:
+        """Repairs a namespace's vectors in the background (missing vectors rewritten, orphans
+        deleted), retrying while the vector service cannot answer."""
+        if namespace in self._healing:
+            return
+        self._healing.add(namespace)
+        task = asyncio.get_running_loop().create_task(self._heal(namespace), name="lakehouse-memory-heal")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _heal(self, namespace: str) -> None:
+        try:
+            for _ in range(HEAL_ATTEMPTS):
+                try:
+                    async with self._reindexing:
+                        async for _event in self._rebuild([namespace], full=False):
+                            pass
+                    return
+                except LakehouseError as exc:
+                    log.warning("repairing the vectors of namespace %s failed (%s); retrying", namespace, exc.message)
+                    await asyncio.sleep(HEAL_RETRY_S)
+            log.error("gave up repairing the vectors of namespace %s: run Reindex", namespace)
+        finally:
+            self._healing.discard(namespace)
+
+    async def _write_vectors_or_heal(self, namespace: str, rows: Sequence[TraceRow]) -> None:
+        """Writes the vectors of rows already committed; a failure is repaired in the background
+        (the row is the truth: searches show the previous vector until then)."""
+        try:
+            await self._write_vectors(namespace, rows)
+        except LakehouseError as exc:
+            log.warning(
+                "could not write %d vectors of namespace %s (%s); repairing later", len(rows), namespace, exc.message
+            )
+            self.heal_later(namespace)
 
     # -- the caller's profile -----------------------------------------------------------------
 
@@ -512,7 +557,7 @@ class MemoryService:
 
         after = await self._run(self._store.update, change.id, changes, check)
         if "content" in changes:
-            await self._write_vectors(after.namespace, [after])  # a failure leaves it unindexed: repaired
+            await self._write_vectors_or_heal(after.namespace, [after])
         return after
 
     async def revise(
@@ -548,7 +593,7 @@ class MemoryService:
             )
 
         new, before = await self._run(self._store.revise, trace_id, build)
-        await self._write_vectors(namespace, [new])  # a failure leaves it unindexed: repaired
+        await self._write_vectors_or_heal(namespace, [new])
         return new, before
 
     async def retire(self, namespace: str, trace_id: str, reason: str) -> TraceRow:
@@ -581,9 +626,6 @@ class MemoryService:
         names = await self._searched_namespaces(query.namespaces)
         if not names:
             return []
-        collections = [collection_name(n) for n in names]
-        for name in names:
-            self._ready.add(collection_name(name))
         id_filter: list[str] | None = None
         if not query.filter.empty:
             ids = await self._run(self._store.matching_ids, names, query.filter, query.visibility, MAX_IDS + 1)
@@ -593,7 +635,7 @@ class MemoryService:
                 id_filter = ids
         limit = min(max(2 * k, k + 10), MAX_BACKEND_K)
         while True:
-            hits = await self._vectors.search(collections, query.query, limit, query.max_distance, id_filter)
+            hits = await self._search_vectors(names, query.query, limit, query.max_distance, id_filter)
             rows = await self._run(self._store.get_many, [h.id for h in hits])
             kept = [
                 (rows[h.id], h.distance)
@@ -603,6 +645,26 @@ class MemoryService:
             if len(kept) >= k or len(hits) < limit or limit >= MAX_BACKEND_K:
                 return kept[:k]
             limit = min(limit * 4, MAX_BACKEND_K)
+
+    async def _search_vectors(
+        self, names: Sequence[str], text: str, k: int, max_distance: float | None, id_filter: Sequence[str] | None
+    ) -> list[VectorHit]:
+        try:
+            return await self._vectors.search([collection_name(n) for n in names], text, k, max_distance, id_filter)
+        except LakehouseError as exc:
+            if exc.reason != "COLLECTION_NOT_FOUND":
+                raise
+        # A namespace's collection was lost (dropped, or a Milvus that lost its data): rebuild it
+        # from the stored text in the background and say so, instead of a NOT_FOUND the caller
+        # cannot act on.
+        for name in names:
+            self._ready.discard(collection_name(name))
+            self.heal_later(name)
+        raise Unavailable(
+            "the vectors of a searched namespace are being rebuilt from the stored traces; retry shortly",
+            reason="VECTORS_REBUILDING",
+            retry_after_s=2.0,
+        )
 
     async def _searched_namespaces(self, asked: Sequence[str]) -> list[str]:
         known = await self._run(self._store.namespaces)
@@ -676,7 +738,14 @@ class MemoryService:
     async def _delete_vectors(self, namespace: str, ids: Sequence[str]) -> int:
         """Deletes the vectors of forgotten traces; they stay listed as orphans (deleted by the
         repair) until the vector service confirms."""
-        deleted = await self._vectors.delete(collection_name(namespace), ids)
+        try:
+            deleted = await self._vectors.delete(collection_name(namespace), ids)
+        except LakehouseError as exc:  # the rows are gone; the repair deletes the vectors it left
+            log.warning(
+                "could not delete %d vectors of namespace %s (%s); repairing later", len(ids), namespace, exc.message
+            )
+            self.heal_later(namespace)
+            return 0
         await self._run(self._store.clear_orphans, ids)
         return deleted
 
