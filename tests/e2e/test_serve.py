@@ -118,6 +118,7 @@ BUILT = (
     "lakehouse.catalog.v1.CatalogService",
     "lakehouse.query.v1.QueryService",
     "lakehouse.vector.v1.VectorService",
+    "lakehouse.memory.v1.MemoryService",
 )
 
 
