@@ -67,10 +67,10 @@ TOKENS = (
 )
 
 
-def mesh_config(data_dir: Path) -> Any:
+def mesh_config(data_dir: Path, catalog_url: str = "") -> Any:
     if not (MODEL_DIR / "manifest.json").is_file():
         pytest.fail(f"no prepared embedding model at {MODEL_DIR}: run `make model`")
-    config = make_config(data_dir, Backends(tokens=TOKENS))
+    config = make_config(data_dir, Backends(catalog_url=catalog_url, tokens=TOKENS))
     return replace(
         config,
         vector=VectorConfig(embedder=EmbedderConfig(model_dir=str(MODEL_DIR), providers=("CPUExecutionProvider",))),
@@ -516,8 +516,9 @@ async def test_the_playbook_lifts_answers_that_worked_in_vector_search(
 # -- restart ---------------------------------------------------------------------------------------
 
 
-async def test_a_restart_restores_traces_search_and_the_playbook(tmp_path: Path) -> None:
-    config = mesh_config(tmp_path / "data")
+async def test_a_restart_restores_traces_search_and_the_playbook(tmp_path: Path, catalog_url: str) -> None:
+    """On both databases: SQLite (the default) and PostgreSQL (the catalog's URL, memory's tables)."""
+    config = mesh_config(tmp_path / "data", catalog_url)
     first = await start_mesh(config, None, ADMIN)
     try:
         client = memory_as(first, ADMIN)

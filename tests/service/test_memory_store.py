@@ -92,3 +92,11 @@ def test_playbook_entries_persist_with_their_vectors(store: MemoryStore) -> None
     (loaded,) = store.playbook_entries()
     assert loaded.tags == ("t",) and np.array_equal(loaded.vector, vector)
     assert store.delete_playbook(entry.id) and store.get_playbook(entry.id) is None
+
+
+def test_history_stops_at_a_cycle(store: MemoryStore) -> None:
+    # The API only ever makes linear chains; a damaged database must still not loop the walk.
+    a, _ = store.add(trace("a" * 32, "first", revises_id="b" * 32), "c", None)
+    store.add(trace("b" * 32, "second", revises_id="a" * 32), "c", None)
+    walked, truncated = store.history(a.id, 100)
+    assert [t.id for t in walked] == ["a" * 32, "b" * 32] and truncated

@@ -291,7 +291,14 @@ class VectorWrites:
         if namespace not in self._draining:
             self._draining.add(namespace)
             asyncio.get_running_loop().create_task(self._drain(namespace), name="lakehouse-memory-vectors")
-        return await done
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # The caller is undoing its add: let the write in flight land first, so the undo's
+            # delete comes after it and no vector outlives its row.
+            with contextlib.suppress(BaseException):
+                await done
+            raise
 
     async def _drain(self, namespace: str) -> None:
         try:
