@@ -10,7 +10,8 @@ comes (SQLite, embedded Milvus Lite, the ONNX model on the CPU):
    VectorService.Embed of one new text (gRPC + tokenizer + model) plus a bare durable insert of
    one row into SQLite (WAL, synchronous=FULL, one transaction per row, like the service). Also
    shown: a bare VectorService.UpsertVectors of one new text (embedding, Milvus write and the
-   flush the vector service does after every upsert), the vector half of an add.
+   flush the vector service does after every upsert), the vector half of an add, and the same
+   Milvus Lite taking one vector straight from pymilvus, without and with that flush.
 2. AddTrace throughput with 32 concurrent clients (traces/s).
 3. SearchTraces median latency (k=10, a new query text each time) at 10K traces, and at 100K
    with --sizes 10000 100000 (filling 100K traces through AddTrace takes a while on 2 cores).
@@ -30,10 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import sqlalchemy as sa
+from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import lakehouse_server, report
+from vector_bench import lite_uri
 
 from lakehouse.client import open_channel, token_metadata
 from lakehouse.client.memory import AsyncMemoryClient
@@ -113,7 +117,32 @@ def insert_floor(rows: int) -> float:
         return statistics.median(samples)
 
 
-async def run(address: str, sizes: list[int], adds: int, queries: int) -> list[dict[str, object]]:
+def milvus_floor(uri: str, rows: int) -> tuple[float, float]:
+    """Median seconds to insert one vector straight into the service's Milvus Lite, without and
+    with the flush the vector service does after every upsert (a scratch collection, dropped)."""
+    client = MilvusClient(uri)
+    name = "memory_bench_floor"
+    client.create_collection(name, dimension=384, metric_type="COSINE", id_type="string", max_length=64)
+    rng = np.random.default_rng(7)
+    try:
+        medians = []
+        for flush in (False, True):
+            samples = []
+            for i in range(rows):
+                record = {"id": f"{flush}-{i}", "vector": rng.standard_normal(384).astype(np.float32).tolist()}
+                began = time.perf_counter()
+                client.insert(name, [record])
+                if flush:
+                    client.flush(name)
+                samples.append(time.perf_counter() - began)
+            medians.append(statistics.median(samples))
+        return medians[0], medians[1]
+    finally:
+        client.drop_collection(name)
+        client.close()
+
+
+async def run(address: str, data_dir: Path, sizes: list[int], adds: int, queries: int) -> list[dict[str, object]]:
     channel = open_channel(address)
     memory = AsyncMemoryClient(channel, timeout_s=120, metadata=token_metadata(""))
     vectors = AsyncVectorClient(channel, timeout_s=120, metadata=token_metadata(""))
@@ -135,6 +164,7 @@ async def run(address: str, sizes: list[int], adds: int, queries: int) -> list[d
             )
         )
         await vectors.delete_vectors(collection_name(NAMESPACE), ids=[f"u{i}" for i in range(adds)])
+        insert_only, insert_flush = await asyncio.to_thread(milvus_floor, lite_uri(data_dir), adds)
         insert = insert_floor(adds)
         add = statistics.median(await timed(adds, lambda i: memory.add_trace(NAMESPACE, sentence(next(counter)))))
         floor = embed + insert
@@ -144,6 +174,11 @@ async def run(address: str, sizes: list[int], adds: int, queries: int) -> list[d
                 "metric": "UpsertVectors, one new text (embed + Milvus write + flush)",
                 "value": ms(upsert),
                 "numbers": {"upsert_s": upsert},
+            },
+            {
+                "metric": "Milvus Lite insert of one vector, pymilvus (part of the above)",
+                "value": f"{ms(insert_only)}; with a flush {ms(insert_flush)}",
+                "numbers": {"milvus_insert_s": insert_only, "milvus_insert_flush_s": insert_flush},
             },
             {
                 "metric": "SQLite durable insert, one row (baseline)",
@@ -241,7 +276,7 @@ def main() -> None:
         "LAKEHOUSE_VECTOR__EMBEDDER__MODEL_DIR": str(MODEL_DIR),
     }
     with lakehouse_server(env) as server:
-        results = asyncio.run(run(server.address, sorted(args.sizes), args.adds, args.queries))
+        results = asyncio.run(run(server.address, server.data_dir, sorted(args.sizes), args.adds, args.queries))
     results.append({"metric": "total run time", "value": f"{time.perf_counter() - began:.0f} s"})
     report("memory", results)
 
