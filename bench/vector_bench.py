@@ -4,8 +4,8 @@ Milvus 2.3 standalone server (the test suite's launcher, the service pointed at 
 LAKEHOUSE_VECTOR__URI).
 
 One collection per backend: 384 dimensions, COSINE, HNSW (M=16, efConstruction=200), unit vectors
-(random by default, see `Vectors`) upserted through the service in calls of 1000 (the service
-flushes after each call). It grows through the sizes (10K, then 90K more for 100K), and at each
+(sentence embeddings by default, see `Vectors` and bench/text_corpus.py) upserted through the
+service in calls of 1000 (the service flushes once the upserts pause). It grows through the sizes (10K, then 90K more for 100K), and at each
 size:
 
 1. Search through the service (VectorService.Search over gRPC, a query vector, k=10, ef=64) vs
@@ -26,7 +26,7 @@ On Milvus Lite, 100K upserts may not fit the time budget (--lite-budget-s): the 
 10K decides the largest size that fits, and the report says when a size was cut.
 
 Run: .venv/bin/python bench/vector_bench.py [--sizes 10000 100000] [--queries 200] [--only lite|server]
-     [--data random|low-rank]
+     [--data text|random|low-rank]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from pymilvus import MilvusClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import text_corpus
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from harness import lakehouse_server, median_s, report
 
@@ -63,6 +64,7 @@ from lakehouse.vector.v1 import vector_service_pb2_grpc as pb_grpc
 from tests.support.milvus import milvus_standalone
 
 DIM = 384
+MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "all-minilm-l6-v2"
 K = 10
 EF = 64
 BATCH = 1000
@@ -75,22 +77,36 @@ COLLECTION = "vector_bench"
 SERVICE_OUTPUT = ["text", *SOURCE_FIELDS, "$meta"]
 LATENT = 48
 NOISE = 0.3
+DATA_NAMES = {
+    "text": f"sentence embeddings (all-MiniLM-L6-v2 int8) of generated text, {DIM} dimensions",
+    "random": f"random unit vectors, {DIM} dimensions",
+    "low-rank": f"low-rank unit vectors plus noise, {DIM} dimensions",
+}
 SEARCH_TARGET = 1.3
 RECALL_TARGET = 0.95
 
 
 class Vectors:
-    """Unit vectors to store and to query with. "random": isotropic, the hardest case for a graph
-    index (in 384 dimensions every point is almost equally far from every other, so the exact
-    top 10 are barely closer than the rest). "low-rank": embedding-like, a 48-dimensional Gaussian
-    mapped into 384 dimensions plus isotropic noise (30% of the norm)."""
+    """Unit vectors to store and to query with, handed out in order. "text": embeddings of
+    generated sentences by the prepared model (bench/text_corpus.py), what the service stores.
+    "random": isotropic, the hardest case for a graph index (in 384 dimensions every point is
+    almost equally far from every other, so the exact top 10 are barely closer than the rest).
+    "low-rank": a 48-dimensional Gaussian mapped into 384 dimensions plus isotropic noise (30% of
+    the norm)."""
 
-    def __init__(self, kind: str, seed: int = 7) -> None:
+    def __init__(self, kind: str, pool: np.ndarray | None, seed: int = 7) -> None:
         self.kind = kind
         self.rng = np.random.default_rng(seed)
         self.basis = np.random.default_rng(seed + 1).standard_normal((LATENT, DIM), dtype=np.float32)
+        self.pool = pool
+        self.used = 0
 
     def __call__(self, n: int) -> np.ndarray:
+        if self.pool is not None:
+            self.used += n
+            if self.used > len(self.pool):
+                raise RuntimeError(f"the text corpus holds {len(self.pool):,} vectors, {self.used:,} asked for")
+            return self.pool[self.used - n : self.used]
         if self.kind == "random":
             data = self.rng.standard_normal((n, DIM), dtype=np.float32)
         else:
@@ -135,13 +151,13 @@ class Paths:
 
 
 class Bench:
-    def __init__(self, label: str, address: str, milvus_uri: Callable[[], str], queries: int, data: str) -> None:
+    def __init__(self, label: str, address: str, milvus_uri: Callable[[], str], queries: int, data: Vectors) -> None:
         self.label = label
         self.address = address
         self.milvus_uri = milvus_uri
         self.queries = queries
         self.rows: list[dict[str, object]] = []
-        self.vectors = Vectors(data)
+        self.vectors = data
         self.loaded = 0
         self.upsert_rate = 0.0
         self.channel = grpc.insecure_channel(
@@ -386,7 +402,7 @@ async def run_backend(
     milvus_uri: Callable[[], str],
     sizes: list[int],
     queries: int,
-    data: str,
+    data: Vectors,
     budget_s: float | None,
 ) -> list[dict[str, object]]:
     bench = Bench(label, address, milvus_uri, queries, data)
@@ -435,15 +451,18 @@ def main() -> None:
     parser.add_argument("--only", choices=["lite", "server"], default=None)
     parser.add_argument(
         "--data",
-        choices=["random", "low-rank"],
-        default="random",
-        help="the vectors (see Vectors); results/vector.json for random, results/vector_low_rank.json for low-rank",
+        choices=["text", "random", "low-rank"],
+        default="text",
+        help="the vectors (see Vectors); results/vector.json for text, results/vector_<data>.json otherwise",
     )
     args = parser.parse_args()
     sizes = sorted(args.sizes)
     began = time.perf_counter()
+    pool = None
+    if args.data == "text":
+        pool = text_corpus.embedded(MODEL_DIR, sizes[-1] + (args.queries + WARMUP) * len(sizes), seed=7)
     results: list[dict[str, object]] = [
-        {"metric": "data", "value": f"{args.data} unit vectors, {DIM} dimensions", "numbers": {"data": args.data}}
+        {"metric": "data", "value": DATA_NAMES[args.data], "numbers": {"data": args.data}}
     ]
     if args.only in (None, "lite"):
         with lakehouse_server() as server:
@@ -454,7 +473,7 @@ def main() -> None:
                     lambda: lite_uri(server.data_dir),
                     sizes,
                     args.queries,
-                    args.data,
+                    Vectors(args.data, pool),
                     args.lite_budget_s,
                 )
             )
@@ -465,10 +484,10 @@ def main() -> None:
             lakehouse_server({"LAKEHOUSE_VECTOR__URI": uri}) as server,
         ):
             results += asyncio.run(
-                run_backend("server", server.address, lambda: uri, sizes, args.queries, args.data, None)
+                run_backend("server", server.address, lambda: uri, sizes, args.queries, Vectors(args.data, pool), None)
             )
     results.append({"metric": "total run time", "value": f"{time.perf_counter() - began:.0f} s"})
-    report("vector" if args.data == "random" else "vector_low_rank", results)
+    report("vector" if args.data == "text" else f"vector_{args.data.replace('-', '_')}", results)
 
 
 if __name__ == "__main__":

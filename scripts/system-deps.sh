@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the test suite needs (PostgreSQL for the catalog's second backend)
-# when they are missing. Idempotent and quick when everything is there.
+# Installs the Debian packages the test suite needs (PostgreSQL for the catalog's second backend,
+# npm for buf, kubectl for kustomize) when they are missing. Idempotent and quick when everything is there.
 set -euo pipefail
 
 missing=()
 pg_bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 if [ -z "$pg_bindir" ] || [ ! -x "$pg_bindir/initdb" ]; then missing+=(postgresql); fi
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubectl)  # renders the Kubernetes overlays under test
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

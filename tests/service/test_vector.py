@@ -364,7 +364,13 @@ async def test_vectors_are_written_read_and_deleted(admin: AsyncVectorClient) ->
         ],
     )
     assert (written.upserted_count, written.embedded_count) == (3, 0)
-    assert (await admin.get_collection("rw")).row_count == 3
+    described = await admin.get_collection("rw")
+    # The flush waits for upserts to pause ([vector] flush_idle_ms); until then the rows are unsealed.
+    assert (described.row_count, described.index_state) == (3, pb.INDEX_STATE_BUILDING)
+    while described.index_state != pb.INDEX_STATE_READY:
+        await asyncio.sleep(0.1)
+        described = await admin.get_collection("rw")
+    assert described.indexed_rows == 3
 
     records = await admin.get_vectors("rw", ["c", "missing", "a"], include_vectors=True)
     assert [r.id for r in records] == ["c", "a"]

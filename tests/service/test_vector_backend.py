@@ -391,3 +391,25 @@ async def test_killed_milvus_lite_child_is_reported_and_restarted(tmp_path: Path
     assert pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # close() stopped the child
+
+
+async def test_bulk_upserts_flushed_once_are_indexed_whole(backend: MilvusBackend) -> None:
+    """What the service's deferred flush relies on: upserts sealed by one flush form segments
+    large enough to index (a flush per 1,000-row call would leave them all unindexed on a
+    server), and indexed_rows says how much of the collection the index covers."""
+    name = unique("bulk")
+    rng = np.random.default_rng(5)
+    await backend.create_collection(CollectionSpec(name, DIM, "COSINE", IndexSpec("HNSW", {"M": 8})))
+    try:
+        for start in range(0, 3000, 1000):
+            vectors = rng.normal(size=(1000, DIM)).astype(np.float32)
+            await backend.upsert(name, [Record(f"r{start + i}", v) for i, v in enumerate(vectors)])
+        await backend.flush(name)
+        deadline = time.monotonic() + 120
+        info = await backend.describe_collection(name)
+        while (info.index_state != "READY" or info.indexed_rows < 3000) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            info = await backend.describe_collection(name)
+        assert (info.row_count, info.indexed_rows, info.index_state) == (3000, 3000, "READY")
+    finally:
+        await backend.drop_collection(name)

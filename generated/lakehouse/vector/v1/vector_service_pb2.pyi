@@ -246,7 +246,7 @@ class FieldValue(_message.Message):
     def __init__(self, string_value: _Optional[str] = ..., int64_value: _Optional[int] = ..., double_value: _Optional[float] = ..., bool_value: _Optional[bool] = ...) -> None: ...
 
 class Collection(_message.Message):
-    __slots__ = ("name", "dimension", "metric", "index", "fields", "description", "embedder_model", "row_count", "index_state", "source_dataset", "create_time")
+    __slots__ = ("name", "dimension", "metric", "index", "fields", "description", "embedder_model", "row_count", "index_state", "source_dataset", "create_time", "indexed_rows")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -258,6 +258,7 @@ class Collection(_message.Message):
     INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DATASET_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    INDEXED_ROWS_FIELD_NUMBER: _ClassVar[int]
     name: str
     dimension: int
     metric: DistanceMetric
@@ -269,7 +270,8 @@ class Collection(_message.Message):
     index_state: IndexState
     source_dataset: str
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[DistanceMetric, str]] = ..., index: _Optional[_Union[IndexSpec, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[ScalarField, _Mapping]]] = ..., description: _Optional[str] = ..., embedder_model: _Optional[str] = ..., row_count: _Optional[int] = ..., index_state: _Optional[_Union[IndexState, str]] = ..., source_dataset: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    indexed_rows: int
+    def __init__(self, name: _Optional[str] = ..., dimension: _Optional[int] = ..., metric: _Optional[_Union[DistanceMetric, str]] = ..., index: _Optional[_Union[IndexSpec, _Mapping]] = ..., fields: _Optional[_Iterable[_Union[ScalarField, _Mapping]]] = ..., description: _Optional[str] = ..., embedder_model: _Optional[str] = ..., row_count: _Optional[int] = ..., index_state: _Optional[_Union[IndexState, str]] = ..., source_dataset: _Optional[str] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., indexed_rows: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("collection",)

@@ -209,7 +209,8 @@ class VectorServiceServicer:
     def UpsertVectors(self, request, context):
         """Inserts or replaces vectors by id. The whole batch is validated before anything is
         written; records without a vector have their text embedded server-side. The service
-        flushes after bulk upserts so searches do not fall back to unsealed segments.
+        flushes a collection once upserts to it pause ([vector] flush_idle_ms), so bulk loads
+        seal large, indexed segments and searches do not fall back to unsealed ones.
         Errors: NOT_FOUND/COLLECTION_NOT_FOUND, INVALID_ARGUMENT/DIMENSION_MISMATCH,
         INVALID_ARGUMENT/NON_FINITE_VALUE (NaN or Inf), INVALID_ARGUMENT/ZERO_NORM_VECTOR (under
         COSINE), INVALID_ARGUMENT/DUPLICATE_ID (twice in one batch), INVALID_ARGUMENT/MISSING_ID,

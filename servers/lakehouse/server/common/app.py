@@ -18,6 +18,8 @@ from lakehouse.server.common.auth import TokenAuthenticator, require_safe_bindin
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.interceptors import ServerCallInterceptor
+from lakehouse.server.common.metrics import MetricsEndpoint, serve_metrics
+from lakehouse.server.common.tracing import Tracing
 
 log = logging.getLogger("lakehouse.server")
 
@@ -59,6 +61,8 @@ class MeshServer:
         self._denials = denials
         self._not_serving: set[str] = set()
         self._health: HealthServicer | None = None
+        self._tracing = Tracing(config.observability)
+        self._metrics: MetricsEndpoint | None = None
         self.port = 0
         self.endpoints: dict[str, str] = {}
         """Extra endpoints the services opened, for example {"flight": "grpc+tcp://127.0.0.1:50052"}."""
@@ -75,7 +79,11 @@ class MeshServer:
         # grpc.aio objects belong to the loop they are made on, so they are made here, not in __init__.
         limit = self._config.server.max_message_mb * 1024 * 1024
         self._server = grpc.aio.server(
-            interceptors=[ServerCallInterceptor(self._authenticator, self._denials.record if self._denials else None)],
+            interceptors=[
+                ServerCallInterceptor(
+                    self._authenticator, self._denials.record if self._denials else None, self._tracing.tracer
+                )
+            ],
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -106,6 +114,9 @@ class MeshServer:
                 "machine's; pick another with --port or [server] port"
             )
         await self._server.start()
+        self._metrics = serve_metrics(self._config.observability)
+        if self._metrics is not None:
+            self.endpoints["metrics"] = self._metrics.url
         if self._denials is not None:
             self._denials.start()
         for binding in self._bindings:
@@ -143,6 +154,9 @@ class MeshServer:
                 await binding.close()
         if self._on_stopped is not None:
             await self._on_stopped()
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.close)
+        await asyncio.to_thread(self._tracing.shutdown)
         log.info("stopped")
 
 

@@ -62,6 +62,23 @@ class ServerConfig:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ObservabilityConfig:
+    """Prometheus metrics and OpenTelemetry traces."""
+
+    metrics_port: int = pydantic.Field(default=0, ge=0, le=65535)
+    """HTTP port serving Prometheus metrics at /metrics; 0: no metrics endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds (0.0.0.0 in a pod, so Prometheus can scrape it)."""
+    otlp_endpoint: str = ""
+    """OTLP/gRPC collector receiving traces, e.g. "http://otel-collector:4317" (http: plaintext,
+    https: TLS); empty: spans are not recorded, but trace context still passes through."""
+    service_name: str = "lakehouse"
+    """service.name of the traces this process sends."""
+    trace_sample_ratio: float = pydantic.Field(default=1.0, ge=0, le=1)
+    """Share of new traces recorded; a call that arrives inside a trace follows its caller's choice."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class MeshConfig:
     """Addresses of peer services; empty means the peer runs in this process."""
 
@@ -292,6 +309,11 @@ class VectorConfig:
     """Deadline of one call to Milvus."""
     max_batch: int = pydantic.Field(default=1000, ge=1)
     """Most records one UpsertVectors or GetVectors call may carry."""
+    flush_idle_ms: int = pydantic.Field(default=1000, ge=0)
+    """A collection is flushed (its segments sealed and indexed) once no upsert has reached it for
+    this long: bulk loads seal large segments instead of one per call."""
+    flush_max_delay_s: float = pydantic.Field(default=10.0, ge=0)
+    """...and at the latest this long after its first unflushed upsert, however busy it stays."""
     max_k: int = pydantic.Field(default=1024, ge=1, le=16384)
     """Largest k a search may ask for."""
     playbook_boost_distance: float = pydantic.Field(default=0.5, ge=0)
@@ -339,6 +361,8 @@ class Config:
     """[vector]"""
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     """[memory]"""
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    """[observability]"""
 
     @property
     def data_dir(self) -> Path:

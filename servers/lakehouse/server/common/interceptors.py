@@ -1,4 +1,5 @@
-"""The one server interceptor: request id, authentication, a log line per call, error mapping.
+"""The one server interceptor: request id, authentication, a log line, metrics and a trace span
+per call, error mapping.
 
 Domain code raises `LakehouseError`s; here they become `google.rpc.Status` with `ErrorInfo`
 (reason, domain "<service>.lakehouse") and `BadRequest` field violations. Anything else becomes
@@ -19,12 +20,14 @@ import grpc
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry import trace
 
 from lakehouse.client.errors import LakehouseClientError
-from lakehouse.server.common import roles
+from lakehouse.server.common import metrics, roles
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.context import CallContext, reset_call, set_call
 from lakehouse.server.common.errors import Code, LakehouseError
+from lakehouse.server.common.tracing import ServerSpan
 
 log = logging.getLogger("lakehouse.rpc")
 
@@ -40,9 +43,15 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 class ServerCallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler so each call is identified, authenticated, logged and error-mapped."""
 
-    def __init__(self, authenticator: TokenAuthenticator, on_denied: OnDenied | None = None) -> None:
+    def __init__(
+        self,
+        authenticator: TokenAuthenticator,
+        on_denied: OnDenied | None = None,
+        tracer: trace.Tracer | None = None,
+    ) -> None:
         self._auth = authenticator
         self._on_denied = on_denied
+        self._tracer = tracer or trace.NoOpTracer()
 
     async def intercept_service(
         self,
@@ -56,7 +65,7 @@ class ServerCallInterceptor(grpc.aio.ServerInterceptor):
             # work without credentials.
             return handler
         metadata = dict(handler_call_details.invocation_metadata or ())
-        call = _Call(method, metadata, self._auth, self._on_denied)
+        call = _Call(method, metadata, self._auth, self._on_denied, self._tracer)
         return _wrap(handler, call)
 
 
@@ -64,17 +73,29 @@ class _Call:
     """One call's bookkeeping, shared by the four handler shapes."""
 
     def __init__(
-        self, method: str, metadata: dict[str, Any], auth: TokenAuthenticator, on_denied: OnDenied | None
+        self,
+        method: str,
+        metadata: dict[str, Any],
+        auth: TokenAuthenticator,
+        on_denied: OnDenied | None,
+        tracer: trace.Tracer,
     ) -> None:
         self.method = method
         self.metadata = metadata
         self.auth = auth
         self.on_denied = on_denied
+        self.tracer = tracer
         rid = str(metadata.get("x-request-id", ""))
         self.request_id = rid if _REQUEST_ID.match(rid) else uuid.uuid4().hex
         self.principal = ""  # known once authenticated
+        self.labels = metrics.method_labels(method)
+        self.span: ServerSpan | None = None
 
     def begin(self) -> tuple[CallContext, Any]:
+        # Counted and traced before authentication, so refused calls show up too.
+        metrics.IN_FLIGHT.labels(*self.labels).inc()
+        self.span = ServerSpan(self.tracer, self.method, self.metadata, self.request_id)
+        self.span.enter()
         authorization = str(self.metadata.get("authorization", ""))
         principal = self.auth.authenticate(authorization)
         self.principal = principal.name
@@ -96,14 +117,21 @@ class _Call:
         await context.abort_with_status(rpc_status.to_status(status))
 
     def finish(self, ctx: CallContext | None, started: float, code: str) -> None:
+        seconds = time.perf_counter() - started
         log.info(
             "rpc %s code=%s duration_ms=%.2f principal=%s",
             self.method,
             code,
-            (time.perf_counter() - started) * 1000,
+            seconds * 1000,
             ctx.principal.name if ctx else "-",
-            extra={"request_id": ctx.request_id if ctx else "-"},
+            extra={"request_id": self.request_id},
         )
+        metrics.IN_FLIGHT.labels(*self.labels).dec()
+        metrics.RPCS.labels(*self.labels, code).inc()
+        metrics.RPC_SECONDS.labels(*self.labels).observe(seconds)
+        if self.span is not None:
+            self.span.exit(code)
+            self.span = None
 
 
 def _code_name(exc: BaseException) -> str:

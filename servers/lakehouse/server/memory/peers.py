@@ -27,6 +27,7 @@ from lakehouse.server.common.context import current_call
 from lakehouse.server.common.errors import Code, FieldViolation, LakehouseError, Unavailable
 from lakehouse.server.common.leases import PolicyAnswer
 from lakehouse.server.common.peers import PeerChannels
+from lakehouse.server.common.tracing import inject_current
 from lakehouse.server.memory.gateways import Embedding, MemoryPolicy, VectorHit
 from lakehouse.vector.v1 import vector_service_pb2 as vector_pb
 
@@ -67,10 +68,12 @@ class VectorGateway:
         self._dimension: tuple[int, str] | None = None
 
     def _metadata(self) -> tuple[tuple[str, str], ...]:
+        """The request id and trace context of the call being served, with the mesh's credentials."""
         call = current_call()
         pairs = [("x-request-id", call.request_id)] if call is not None else []
         if self._authorization:
             pairs.append(("authorization", self._authorization))
+        pairs.extend(inject_current())
         return tuple(pairs)
 
     @property

@@ -57,9 +57,11 @@ from pymilvus.exceptions import (
     ParamError,
 )
 
+from lakehouse.server.common import metrics
 from lakehouse.server.common.config import VectorConfig
 from lakehouse.server.common.errors import (
     AlreadyExists,
+    Code,
     FailedPrecondition,
     InvalidArgument,
     LakehouseError,
@@ -90,6 +92,9 @@ SPEC_FORMAT = 1
 ID_MAX_LENGTH = 512
 TEXT_MAX_LENGTH = 65535
 LOOPBACK = "127.0.0.1"
+# Milvus builds no index on a sealed segment smaller than this
+# (indexCoord.segment.minSegmentNumRowsToEnableIndex); such segments are always searched by brute force.
+MIN_INDEXED_SEGMENT_ROWS = 1024
 
 # IndexDataset fields: a column each, with the value that means "not set" (written by every
 # upsert that does not set it, and left out of what reads return).
@@ -581,6 +586,8 @@ class MilvusBackend:
             error = self._translate(e, collection=collection, filter=filter)
             if isinstance(error, NotFound) and collection:
                 self._shapes.pop(collection, None)
+            if error.code in (Code.UNAVAILABLE, Code.INTERNAL):  # Milvus's trouble, not the caller's mistake
+                metrics.backend_error("milvus", error.reason)
             raise error from e
 
     @contextlib.contextmanager
@@ -749,15 +756,29 @@ class MilvusBackend:
                 str(index.get("state", "Finished")) != "Finished"
                 or int(index.get("pending_index_rows", 0) or 0) > 0
                 or not state.endswith("Loaded")
+                or not self._indexes_loaded(client, name)
             ):
                 index_state = "BUILDING"
             else:
                 index_state = "READY"
             return CollectionInfo(
-                spec=shape.spec, row_count=rows, index_state=index_state, create_time=shape.create_time
+                spec=shape.spec,
+                row_count=rows,
+                index_state=index_state,
+                create_time=shape.create_time,
+                indexed_rows=min(rows, int(index.get("indexed_rows", 0) or 0)),
             )
 
         return self._call(describe, collection=name)
+
+    def _indexes_loaded(self, client: MilvusClient, name: str) -> bool:
+        """Whether the query nodes serve every indexable sealed segment with its index: a server
+        builds an index a few seconds before it loads it, and searches that segment by brute
+        force meanwhile. Milvus Lite does not list segments (and indexes as it writes)."""
+        if self.kind == "milvus-lite":
+            return True
+        segments = client.list_loaded_segments(name, timeout=self._timeout)
+        return all(s.index_name for s in segments if s.num_rows >= MIN_INDEXED_SEGMENT_ROWS)
 
     def _row_count(self, client: MilvusClient, name: str) -> int:
         """Live rows (deletes subtracted, unflushed rows counted), read at `[vector] consistency`;

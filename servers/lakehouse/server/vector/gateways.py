@@ -120,6 +120,8 @@ class CollectionInfo:
     row_count: int
     index_state: Literal["BUILDING", "READY", "FAILED"]
     create_time: datetime | None
+    indexed_rows: int = 0
+    """Rows the vector index covers; the rest are searched by brute force."""
 
 
 @dataclass(frozen=True)

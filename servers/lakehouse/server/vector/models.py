@@ -63,7 +63,7 @@ from lakehouse.server.vector.manifest import (
 Progress = Callable[[str], None]
 """Told what prepare is doing, one short line at a time."""
 
-GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+GRAPH_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx", "fp16": "model.fp16.onnx"}
 TOKENIZER_FILE = "tokenizer.json"
 EXPORT_SCRIPT = "export_onnx.py"
 EXPORT_REQUIREMENTS = "export-requirements.txt"
@@ -411,7 +411,16 @@ def _graph_entries(work: Path) -> dict[str, ModelFile]:
 
 
 def _build_info(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("opset", "export_seconds", "quantize_seconds", "int8_fp32_matmuls", "int8_cosine_min", "versions")
+    keys = (
+        "opset",
+        "export_seconds",
+        "quantize_seconds",
+        "int8_fp32_matmuls",
+        "int8_cosine_min",
+        "fp16_cosine_min",
+        "fp16_fused",
+        "versions",
+    )
     info = {k: result[k] for k in keys if k in result}
     if "max_abs_diff_vs_torch" in result:
         info["fp32_max_abs_diff_vs_torch"] = result["max_abs_diff_vs_torch"]

@@ -33,6 +33,7 @@ from lakehouse.server.common.errors import (
 from lakehouse.server.common.leases import LeasedPolicies, PolicyAnswer
 from lakehouse.server.common.names import MAX_LONG_TEXT, check_text
 from lakehouse.server.common.paging import Page, page_of
+from lakehouse.server.vector.flushing import DeferredFlush
 from lakehouse.server.vector.gateways import (
     RESERVED_FIELDS,
     CacheStats,
@@ -303,6 +304,9 @@ class VectorService:
         self._catalog = catalog
         self._index_runs = index_runs
         self._policies = LeasedPolicies(policies.access_policy)
+        self._flushes = DeferredFlush(
+            backend.flush, idle_s=self._v.flush_idle_ms / 1000, max_delay_s=self._v.flush_max_delay_s
+        )
 
     # -- the caller's profile -----------------------------------------------------------------
 
@@ -412,7 +416,7 @@ class VectorService:
     async def get_collection(self, name: str) -> CollectionInfo:
         await self.require_collection(name, "name")
         await self._started()
-        return await self._backend.describe_collection(name)
+        return await self._describe(name)
 
     async def list_collections(self, page: Page) -> tuple[list[CollectionInfo], str]:
         policy = await self.policy()
@@ -428,9 +432,15 @@ class VectorService:
 
     async def _describe_if_exists(self, name: str) -> CollectionInfo | None:
         try:
-            return await self._backend.describe_collection(name)
+            return await self._describe(name)
         except NotFound:  # dropped between listing and describing
             return None
+
+    async def _describe(self, name: str) -> CollectionInfo:
+        info = await self._backend.describe_collection(name)
+        if self._flushes.pending(name) and info.index_state == "READY":
+            return replace(info, index_state="BUILDING")  # rows wait for their flush
+        return info
 
     async def delete_collection(self, name: str) -> None:
         await self.require_collection(name, "name")
@@ -440,10 +450,15 @@ class VectorService:
                 f"an IndexDataset run is writing to collection {name!r}; cancel it or wait for it to finish",
                 reason="INDEX_RUNNING",
             )
+        self._flushes.forget(name)
         await self._backend.drop_collection(name)
         await self._index_runs.forget(name)
         if spec.source_dataset:
             await self._catalog.remove_derivation(spec.source_dataset, name)
+
+    async def close(self) -> None:
+        """Flushes the collections with upserts still waiting for their flush."""
+        await self._flushes.close()
 
     async def _spec(self, name: str) -> CollectionSpec:
         await self._started()
@@ -475,8 +490,7 @@ class VectorService:
                 await self._backend.update_collection(collection, embedder_model=info.model)
         written = [Record(r.id, np.asarray(r.vector, dtype=np.float32), r.text, r.metadata) for r in checked]
         count = await self._backend.upsert(collection, written)
-        # Without a flush, searches read unsealed segments by brute force (slow on Milvus Lite).
-        await self._backend.flush(collection)
+        self._flushes.written(collection)
         return Upserted(count, len(to_embed))
 
     async def delete_vectors(self, collection: str, ids: Sequence[str], filter: str) -> int:
@@ -967,10 +981,13 @@ def _listed(names: Iterable[str]) -> str:
 
 async def _all(coroutines: Iterable[Awaitable[T]]) -> list[T]:
     """Runs the coroutines concurrently; the first failure cancels the rest and is raised as it is."""
+    awaitables = list(coroutines)
+    if len(awaitables) == 1:  # the common single-collection search: no tasks to make
+        return [await awaitables[0]]
     tasks: list[asyncio.Task[T]] = []
     try:
         async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(_awaited(c)) for c in coroutines]
+            tasks = [group.create_task(_awaited(c)) for c in awaitables]
     except BaseExceptionGroup as failed:
         raise _first(failed) from None
     return [t.result() for t in tasks]

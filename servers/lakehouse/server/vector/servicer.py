@@ -219,6 +219,7 @@ def collection_pb(info: CollectionInfo) -> pb.Collection:
         index_state=pb.IndexState.Value(f"INDEX_STATE_{info.index_state}"),
         source_dataset=spec.source_dataset,
         create_time=to_timestamp(info.create_time),
+        indexed_rows=info.indexed_rows,
     )
 
 
@@ -362,6 +363,7 @@ def build(
     async def close() -> None:
         await health.stop()
         await started.settled()
+        await vectors.close()
         await backend.close()
         await embedder.close()
 
