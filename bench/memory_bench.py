@@ -9,9 +9,9 @@ comes (SQLite, embedded Milvus Lite, the ONNX model on the CPU):
    Target: <= 20 ms. Reported as a ratio to its floor measured in the same run: a bare
    VectorService.Embed of one new text (gRPC + tokenizer + model) plus a bare durable insert of
    one row into SQLite (WAL, synchronous=FULL, one transaction per row, like the service). Also
-   shown: a bare VectorService.UpsertVectors of one new text (embedding, Milvus write and the
-   flush the vector service does after every upsert), the vector half of an add, and the same
-   Milvus Lite taking one vector straight from pymilvus, without and with that flush.
+   shown: a bare VectorService.UpsertVectors of one new text (embedding and Milvus write; the
+   vector service flushes later, once upserts pause), the vector half of an add, and the same
+   Milvus Lite taking one vector straight from pymilvus, without and with a flush per insert.
 2. AddTrace throughput with 32 concurrent clients (traces/s).
 3. SearchTraces median latency (k=10, a new query text each time) at 10K traces, and at 100K
    with --sizes 10000 100000 (filling 100K traces through AddTrace takes a while on 2 cores).
@@ -119,7 +119,7 @@ def insert_floor(rows: int) -> float:
 
 def milvus_floor(uri: str, rows: int) -> tuple[float, float]:
     """Median seconds to insert one vector straight into the service's Milvus Lite, without and
-    with the flush the vector service does after every upsert (a scratch collection, dropped)."""
+    with a flush after each insert (a scratch collection, dropped)."""
     client = MilvusClient(uri)
     name = "memory_bench_floor"
     client.create_collection(name, dimension=384, metric_type="COSINE", id_type="string", max_length=64)
@@ -171,7 +171,7 @@ async def run(address: str, data_dir: Path, sizes: list[int], adds: int, queries
         rows += [
             {"metric": "Embed, one new text (baseline)", "value": ms(embed), "numbers": {"embed_s": embed}},
             {
-                "metric": "UpsertVectors, one new text (embed + Milvus write + flush)",
+                "metric": "UpsertVectors, one new text (embed + Milvus write)",
                 "value": ms(upsert),
                 "numbers": {"upsert_s": upsert},
             },

@@ -355,6 +355,8 @@ class MemoryService:
         self.playbook = PlaybookIndex()
         self._reindexing = asyncio.Lock()
         self._healing: set[str] = set()
+        self._namespaces: dict[str, str] = {}
+        """Namespaces known to exist, with their collections."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -674,7 +676,13 @@ class MemoryService:
         )
 
     async def _searched_namespaces(self, asked: Sequence[str]) -> list[str]:
-        known = await self._run(self._store.namespaces)
+        # Namespaces are never deleted, so one seen is known for good; the database is read only
+        # for a name not seen yet (another replica may have made it) and for "every namespace".
+        if asked and all(n in self._namespaces for n in asked):
+            known: Mapping[str, str] = self._namespaces
+        else:
+            known = await self._run(self._store.namespaces)
+            self._namespaces.update(known)
         if not asked:
             policy = await self.policy()
             return sorted(n for n in known if not policy.restricted or n in policy.memory_namespaces)
