@@ -12,7 +12,8 @@ comes (SQLite, embedded Milvus Lite, the ONNX model on the CPU):
    shown: a bare VectorService.UpsertVectors of one new text (embedding and Milvus write; the
    vector service flushes later, once upserts pause), the vector half of an add, and the same
    Milvus Lite taking one vector straight from pymilvus, without and with a flush per insert.
-2. AddTrace throughput with 32 concurrent clients (traces/s).
+2. AddTrace throughput with 32 concurrent clients (traces/s), against Embed throughput (one new
+   text per call) with 32 concurrent clients: embedding on the CPU is the ceiling.
 3. SearchTraces median latency (k=10, a new query text each time) at 10K traces, and at 100K
    with --sizes 10000 100000 (filling 100K traces through AddTrace takes a while on 2 cores).
    Baseline: VectorService.Search with the same text on the namespace's collection, which is what
@@ -194,15 +195,21 @@ async def run(address: str, data_dir: Path, sizes: list[int], adds: int, queries
         ]
         print(f"add median {ms(add)}; embed {ms(embed)}, insert {ms(insert)}, upsert {ms(upsert)}", flush=True)
 
-        done = await add_concurrently(memory, counter, adds * 2)
-        rows.append(
+        embeds = await concurrently(adds * 2, lambda: vectors.embed([sentence(next(counter)) + " concurrent"]))
+        done = await concurrently(adds * 2, lambda: memory.add_trace(NAMESPACE, sentence(next(counter))))
+        rows += [
+            {
+                "metric": f"Embed throughput, one new text per call, {CONCURRENCY} clients (baseline)",
+                "value": f"{embeds:.0f} texts/s",
+                "numbers": {"embeds_per_s": embeds},
+            },
             {
                 "metric": f"AddTrace throughput, {CONCURRENCY} clients",
-                "value": f"{done:.0f} traces/s",
-                "numbers": {"traces_per_s": done},
-            }
-        )
-        print(f"add throughput {done:.0f}/s", flush=True)
+                "value": f"{done:.0f} traces/s = {done / embeds:.2f}x Embed",
+                "numbers": {"traces_per_s": done, "ratio_to_embed": done / embeds},
+            },
+        ]
+        print(f"add throughput {done:.0f}/s, embed {embeds:.0f}/s", flush=True)
 
         held = await count(memory)
         for size in sizes:
@@ -242,11 +249,16 @@ async def run(address: str, data_dir: Path, sizes: list[int], adds: int, queries
 
 async def add_concurrently(memory: AsyncMemoryClient, counter, total: int) -> float:  # type: ignore[no-untyped-def]
     """Adds `total` traces from CONCURRENCY clients at once; returns traces per second."""
+    return await concurrently(total, lambda: memory.add_trace(NAMESPACE, sentence(next(counter))))
+
+
+async def concurrently(total: int, call) -> float:  # type: ignore[no-untyped-def]
+    """Makes `total` calls from CONCURRENCY clients at once; returns calls per second."""
     remaining = iter(range(total))
 
     async def client() -> None:
         for _ in remaining:
-            await memory.add_trace(NAMESPACE, sentence(next(counter)))
+            await call()
 
     began = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
