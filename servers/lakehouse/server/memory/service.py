@@ -329,6 +329,8 @@ class VectorWrites:
 
 
 class MemoryService:
+    """Traces and the playbook over a `MemoryStore`, their vectors in the vector service."""
+
     def __init__(
         self,
         config: MemoryConfig,
