@@ -288,6 +288,16 @@ async def test_agents_reach_only_the_namespaces_of_their_profile(mesh: RunningMe
     everywhere = await agent.search_traces("salary bands", k=50)  # no namespaces: only the bound ones
     assert {h.trace.namespace for h in everywhere} == {AGENT_NAMESPACE}
     await refused(agent.forget_traces(AGENT_NAMESPACE, [own.id], reason="x"), PermissionDeniedError, "ROLE_NOT_ALLOWED")
+    # An agent records answers from the collections its profile binds, in its own namespaces.
+    assert (await agent.record_playbook(AGENT_NAMESPACE, "contact preference?", KB, "hours", 0.5)).created
+    await refused(
+        agent.record_playbook(AGENT_NAMESPACE, "q", collection_name("private"), "x", 0.5),
+        PermissionDeniedError,
+        "COLLECTION_NOT_ALLOWED",
+    )
+    await refused(
+        agent.record_playbook("private", "q", KB, "hours", 0.5), PermissionDeniedError, "NAMESPACE_NOT_ALLOWED"
+    )
     # The memory collections are the memory service's: an agent cannot read them through the vector service.
     with pytest.raises(PermissionDeniedError):
         await vectors_as(mesh, AGENT).search(collection_name(AGENT_NAMESPACE), text="customer")
@@ -450,6 +460,13 @@ async def test_recording_validates_and_rerecording_updates(admin: AsyncMemoryCli
     assert batch.results[2].error.reason == "COLLECTION_NOT_FOUND"
     listed = await admin.list_playbook("pb-basic")
     assert [e.answer_id for e in listed.entries] == ["shipping", "hours", "returns"]
+    page = await admin.list_playbook("pb-basic", page_size=2)
+    rest = await admin.list_playbook("pb-basic", page_size=2, page_token=page.next_page_token)
+    assert [e.id for e in [*page.entries, *rest.entries]] == [e.id for e in listed.entries]
+    assert rest.next_page_token == ""
+    assert [
+        e.answer_id for e in (await admin.list_playbook("pb-basic", answer_collection=KB, tags=["t"])).entries
+    ] == []
     assert [e.answer_id for e in (await admin.list_playbook("pb-basic", role="agent")).entries] == ["returns"]
     await admin.delete_playbook_entry("pb-basic", first.entry.id)
     assert await admin.lookup_playbook("pb-basic", text="refund policy?", role="agent") == []
