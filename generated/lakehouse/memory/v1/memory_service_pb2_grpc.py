@@ -235,7 +235,8 @@ class MemoryServiceServicer:
         and merges the hits by distance, closest first. Fails as a whole if any namespace fails.
         Errors: INVALID_ARGUMENT/EMPTY_QUERY, INVALID_ARGUMENT/INVALID_NAMESPACE,
         INVALID_ARGUMENT/INVALID_K, NOT_FOUND/NAMESPACE_NOT_FOUND,
-        PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED.
+        PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED, UNAVAILABLE/VECTORS_REBUILDING (a namespace's
+        collection was lost and is being rebuilt from the stored traces; retry after RetryInfo).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
