@@ -372,6 +372,15 @@ async def test_a_hard_erasure_of_dataset_rows_forgets_the_traces_that_reference_
     for namespace, gone in (("hr", about_3.id), ("hr", revised.id), ("hr-archive", elsewhere.id)):
         await refused(admin.get_trace(namespace, gone), NotFoundError, "TRACE_NOT_FOUND")
     assert (await admin.get_trace("hr", about_4.id)).id == about_4.id
+    # A namespace registered as derived from the dataset is forgotten from first; the sweep of
+    # every namespace then finds the rest.
+    await mesh.catalog.register_derivation("workers", "memory_namespace", "hr", "worker_id")
+    await admin.add_trace("hr-archive", "Worker 4 retired.", metadata=source_row("workers", "4"))
+    receipt = await mesh.catalog.erase_rows("workers", "worker_id", ["4"], mode="hard", reason="erasure request")
+    assert sorted((d.kind, d.target, d.deleted_count) for d in receipt.downstream) == [
+        ("memory_namespace", "*", 1),
+        ("memory_namespace", "hr", 1),
+    ]
 
 
 def source_row(dataset: str, key: str) -> dict[str, str]:

@@ -160,8 +160,7 @@ class ErasureService(StoreUnit):
         """Deletes from every derived collection and namespace; a failed target does not stop the rest."""
         done: list[DownstreamRecord] = []
         failures: list[str] = []
-        derivations = await self._run(self._read, _derivations_of, receipt.dataset)
-        for derivation in derivations:
+        for derivation in await self._run(self._read, _derivations_of, receipt.dataset):
             kind = DOWNSTREAM_KINDS[derivation.kind]
             try:
                 count = await self._delete_derived(derivation, request, receipt.id)
@@ -169,16 +168,16 @@ class ErasureService(StoreUnit):
                 failures.append(_failure(f"{kind} {derivation.target}", exc))
                 continue
             done.append(DownstreamRecord(kind, derivation.target, count or 0))
-        if not any(d.kind == "MEMORY_NAMESPACE" for d in derivations):
-            # Traces name the rows they came from in their metadata (source_dataset, source_key)
-            # without a registered derivation: every namespace is swept, listed as "*" when it held any.
-            try:
-                swept = await self._derived.forget_traces("", receipt.dataset, request.keys, request.reason, receipt.id)
-            except Exception as exc:
-                failures.append(_failure("memory_namespace *", exc))
-            else:
-                if swept:
-                    done.append(DownstreamRecord("memory_namespace", "*", swept))
+        # Traces name the rows they came from in their metadata (source_dataset, source_key), with
+        # or without a registered derivation: every namespace is swept after the registered ones,
+        # and listed as "*" when it still held some.
+        try:
+            swept = await self._derived.forget_traces("", receipt.dataset, request.keys, request.reason, receipt.id)
+        except Exception as exc:
+            failures.append(_failure("memory_namespace *", exc))
+        else:
+            if swept:
+                done.append(DownstreamRecord("memory_namespace", "*", swept))
         return replace(receipt, downstream=tuple(done)), failures
 
     async def _delete_derived(
