@@ -534,7 +534,7 @@ class MemoryService:
         return rows[: page.size], token
 
     async def update(self, change: TraceChange) -> TraceRow:
-        await self.require_namespace(change.namespace)
+        await self.require_namespace(change.namespace, "trace.namespace")
         paths = list(dict.fromkeys(change.paths))
         unknown = [p for p in paths if p not in ("content", "metadata", "tags")]
         if not paths or unknown:

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
-from lakehouse.server.common.errors import LakehouseError, Unavailable
+from lakehouse.server.common.errors import Code, LakehouseError, Unavailable
 
 metadata = sa.MetaData()
 
@@ -262,7 +262,10 @@ def create_memory_engine(url: str) -> Engine:
 
 
 class DuplicateKey(LakehouseError):
-    """A concurrent add inserted the same idempotency key first; the caller retries as a replay."""
+    """A concurrent add inserted the same idempotency key (or namespace) first; the caller retries
+    once, as a replay."""
+
+    code = Code.ABORTED
 
 
 class MemoryStore:
