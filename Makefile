@@ -62,6 +62,7 @@ bench: install
 	$(BIN)/python bench/vector_bench.py
 	$(BIN)/python bench/embed_bench.py
 	$(BIN)/python bench/chat_bench.py
+	$(BIN)/python bench/memory_bench.py
 
 clean:
 	rm -rf $(VENV) .build node_modules .pytest_cache .mypy_cache .ruff_cache
