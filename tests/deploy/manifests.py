@@ -108,19 +108,24 @@ def config_text(objects: tuple[Obj, ...]) -> str:
 _OBSERVABILITY = re.compile(r"(?ms)^\[observability\]\n.*?(?=^\[|\Z)")
 
 
-def load_shipped_config(text: str, tmp_path: Path) -> Config:
-    """`text` read by the server's own loader (unknown keys and bad values fail), with no environment.
+def servable_config(text: str) -> str:
+    """`text` as this build's server reads it.
 
     The [observability] section arrives with the metrics work; while Config has no such field the
-    section is checked here for the keys the pods rely on and left out of the load. Once the field
-    exists, the whole file goes through the loader.
+    section is checked here for the keys the pods rely on and left out. Once the field exists, the
+    whole file goes to the server unchanged.
     """
-    if "observability" not in {f.name for f in dataclasses.fields(Config)}:
-        section = tomllib.loads(text).get("observability", {})
-        assert section == {"metrics_port": 9464, "metrics_host": "0.0.0.0"}, section
-        text = _OBSERVABILITY.sub("", text)
+    if "observability" in {f.name for f in dataclasses.fields(Config)}:
+        return text
+    section = tomllib.loads(text).get("observability", {})
+    assert section == {"metrics_port": 9464, "metrics_host": "0.0.0.0"}, section
+    return _OBSERVABILITY.sub("", text)
+
+
+def load_shipped_config(text: str, tmp_path: Path) -> Config:
+    """`text` read by the server's own loader (unknown keys and bad values fail), with no environment."""
     path = tmp_path / "lakehouse.toml"
-    path.write_text(text)
+    path.write_text(servable_config(text))
     return load_config(path, environ={})
 
 

@@ -1,0 +1,167 @@
+"""Prod pods as processes: the image's entrypoint and health check, the prod ConfigMap as rendered,
+the environment the Deployment gives the container with the Secret's values filled in, and real
+PostgreSQL and S3 (moto) behind it, so the wiring of config, Secret and probes is proven end to end."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import boto3
+import grpc
+import psycopg
+import pytest
+
+from lakehouse.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
+from tests.conftest import fresh_postgres_url
+from tests.deploy.manifests import DEPLOY, config_text, containers, named, render, servable_config
+from tests.support.servers import PostgresInfo, S3Info, free_port
+
+READY_TIMEOUT_S = 60.0
+
+
+@pytest.fixture
+def secret(postgres: PostgresInfo, s3: S3Info) -> dict[str, str]:
+    """What `kubectl create secret generic lakehouse-secrets --from-env-file=secret.env` would hold."""
+    boto3.client("s3", **s3.client_kwargs()).create_bucket(Bucket="lakehouse-tables")  # prod's default bucket
+    return {
+        "LAKEHOUSE_ADMIN_TOKEN": secrets.token_urlsafe(32),
+        "LAKEHOUSE_MESH_TOKEN": secrets.token_urlsafe(32),
+        "LAKEHOUSE_HASH_SALT": secrets.token_urlsafe(32),
+        "LAKEHOUSE_CATALOG__URL": fresh_postgres_url(postgres),
+        "AWS_ACCESS_KEY_ID": s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+        "MILVUS_TOKEN": "root:Milvus",
+    }
+
+
+class Pod:
+    """One container of a rendered Deployment, run as a local process."""
+
+    def __init__(self, service: str, secret: dict[str, str], s3: S3Info, workdir: Path) -> None:
+        objects = render("overlays/prod")
+        (container,) = containers(named(objects, "Deployment", f"lakehouse-{service}"))
+        config = workdir / "etc" / "lakehouse.toml"
+        config.parent.mkdir(parents=True)
+        config.write_text(servable_config(config_text(objects)))
+        self.port = free_port()
+        self.workdir = workdir
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
+        for entry in container["env"]:
+            ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            env[entry["name"]] = secret[ref["key"]] if ref else entry["value"]
+        env |= {
+            # What the image sets (deploy/Dockerfile ENV) ...
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
+            "LAKEHOUSE_CONFIG": str(config),
+            # ... and what differs between a pod and this machine: ports, the data volume, and the
+            # S3 endpoint (moto instead of AWS); drain_delay_s would only slow the test down.
+            "LAKEHOUSE_SERVER__PORT": str(self.port),
+            "LAKEHOUSE_SERVER__FLIGHT_PORT": str(free_port()),
+            "LAKEHOUSE_SERVER__DATA_DIR": str(workdir / "data"),
+            "LAKEHOUSE_SERVER__DRAIN_DELAY_S": "0",
+            "LAKEHOUSE_STORAGE__S3__ENDPOINT": s3.endpoint_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        self.env = env
+        self.readiness = container["readinessProbe"]["grpc"]["service"]
+        self._log = workdir / "pod.log"
+        with self._log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                ["sh", str(DEPLOY / "image" / "lakehouse-serve")],
+                env=env,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def log(self) -> str:
+        return self._log.read_text(errors="replace")
+
+    def probe(self, service: str) -> subprocess.CompletedProcess[str]:
+        """The image's HEALTHCHECK script, as `docker` runs it inside the container."""
+        return subprocess.run(
+            [sys.executable, str(DEPLOY / "image" / "lakehouse-healthcheck"), service],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"the pod exited with {self.proc.returncode}:\n{self.log}"
+            if self.probe(self.readiness).returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{self.readiness} not SERVING after {READY_TIMEOUT_S:.0f}s:\n{self.log}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"the pod ignored SIGTERM:\n{self.log}") from None
+
+
+@pytest.fixture
+def start_pod(secret: dict[str, str], s3: S3Info, tmp_path: Path) -> Iterator[Callable[[str], Pod]]:
+    pods: list[Pod] = []
+
+    def start(service: str) -> Pod:
+        pod = Pod(service, secret, s3, tmp_path / service)
+        pods.append(pod)
+        pod.wait_ready()
+        return pod
+
+    yield start
+    for pod in pods:
+        if pod.proc.poll() is None:
+            pod.proc.kill()
+            pod.proc.wait(timeout=10)
+
+
+def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
+    start_pod: Callable[[str], Pod], secret: dict[str, str]
+) -> None:
+    pod = start_pod("storage")
+    with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
+        stub = storage_service_pb2_grpc.StorageServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ListBuckets(storage_service_pb2.ListBucketsRequest(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        token = (("authorization", f"Bearer {secret['LAKEHOUSE_ADMIN_TOKEN']}"),)
+        listed = stub.ListBuckets(storage_service_pb2.ListBucketsRequest(), timeout=10, metadata=token)
+    assert [(b.name, b.uri) for b in listed.buckets] == [("default", "s3://lakehouse-tables/default")]
+    assert secret["LAKEHOUSE_ADMIN_TOKEN"] not in pod.log
+    assert pod.stop() == 0, pod.log
+
+
+def test_a_catalog_pod_is_ready_on_postgresql_and_drains_on_sigterm(
+    start_pod: Callable[[str], Pod], secret: dict[str, str]
+) -> None:
+    pod = start_pod("catalog")
+    assert pod.readiness == "lakehouse.catalog.v1.CatalogService"
+    assert pod.probe("").returncode == 0, "liveness"
+    assert pod.probe("lakehouse.storage.v1.StorageService").returncode == 1, "a service this pod does not host"
+    assert pod.stop() == 0, pod.log
+    assert secret["LAKEHOUSE_CATALOG__URL"] not in pod.log
+    # The catalog went to the database named by the Secret, not to SQLite on the pod's scratch volume.
+    url = secret["LAKEHOUSE_CATALOG__URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:
+        tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone()
+    assert tables is not None and tables[0] > 0
+    assert not list((pod.workdir / "data").glob("*.db"))
