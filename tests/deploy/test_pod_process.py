@@ -4,6 +4,7 @@ PostgreSQL and S3 (moto) behind it, so the wiring of config, Secret and probes i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -20,7 +21,7 @@ import pytest
 
 from lakehouse.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
 from tests.conftest import fresh_postgres_url
-from tests.deploy.manifests import DEPLOY, config_text, containers, named, render, servable_config
+from tests.deploy.manifests import DEPLOY, ROOT, config_text, containers, named, render, servable_config
 from tests.support.servers import PostgresInfo, S3Info, free_port
 
 READY_TIMEOUT_S = 60.0
@@ -44,9 +45,11 @@ def secret(postgres: PostgresInfo, s3: S3Info) -> dict[str, str]:
 class Pod:
     """One container of a rendered Deployment, run as a local process."""
 
-    def __init__(self, service: str, secret: dict[str, str], s3: S3Info, workdir: Path) -> None:
-        objects = render("overlays/prod")
-        (container,) = containers(named(objects, "Deployment", f"lakehouse-{service}"))
+    def __init__(
+        self, overlay: str, deployment: str, secret: dict[str, str], workdir: Path, extra: dict[str, str]
+    ) -> None:
+        objects = render(f"overlays/{overlay}")
+        (container,) = containers(named(objects, "Deployment", deployment))
         config = workdir / "etc" / "lakehouse.toml"
         config.parent.mkdir(parents=True)
         config.write_text(servable_config(config_text(objects)))
@@ -60,14 +63,13 @@ class Pod:
             # What the image sets (deploy/Dockerfile ENV) ...
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}",
             "LAKEHOUSE_CONFIG": str(config),
-            # ... and what differs between a pod and this machine: ports, the data volume, and the
-            # S3 endpoint (moto instead of AWS); drain_delay_s would only slow the test down.
+            # ... and what differs between a pod and this machine: ports and the data volume;
+            # drain_delay_s would only slow the test down.
             "LAKEHOUSE_SERVER__PORT": str(self.port),
             "LAKEHOUSE_SERVER__FLIGHT_PORT": str(free_port()),
             "LAKEHOUSE_SERVER__DATA_DIR": str(workdir / "data"),
             "LAKEHOUSE_SERVER__DRAIN_DELAY_S": "0",
-            "LAKEHOUSE_STORAGE__S3__ENDPOINT": s3.endpoint_url,
-            "AWS_EC2_METADATA_DISABLED": "true",
+            **extra,
         }
         self.env = env
         self.readiness = container["readinessProbe"]["grpc"]["service"]
@@ -117,21 +119,27 @@ class Pod:
             raise AssertionError(f"the pod ignored SIGTERM:\n{self.log}") from None
 
 
-@pytest.fixture
-def start_pod(secret: dict[str, str], s3: S3Info, tmp_path: Path) -> Iterator[Callable[[str], Pod]]:
-    pods: list[Pod] = []
-
-    def start(service: str) -> Pod:
-        pod = Pod(service, secret, s3, tmp_path / service)
-        pods.append(pod)
+@contextlib.contextmanager
+def running(pod: Pod) -> Iterator[Pod]:
+    try:
         pod.wait_ready()
-        return pod
-
-    yield start
-    for pod in pods:
+        yield pod
+    finally:
         if pod.proc.poll() is None:
             pod.proc.kill()
             pod.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def start_pod(secret: dict[str, str], s3: S3Info, tmp_path: Path) -> Iterator[Callable[[str], Pod]]:
+    """Starts the prod pod of a service, S3 at moto instead of AWS."""
+    with contextlib.ExitStack() as stack:
+
+        def start(service: str) -> Pod:
+            extra = {"LAKEHOUSE_STORAGE__S3__ENDPOINT": s3.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
+            return stack.enter_context(running(Pod("prod", f"lakehouse-{service}", secret, tmp_path / service, extra)))
+
+        yield start
 
 
 def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
@@ -165,3 +173,34 @@ def test_a_catalog_pod_is_ready_on_postgresql_and_drains_on_sigterm(
         tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone()
     assert tables is not None and tables[0] > 0
     assert not list((pod.workdir / "data").glob("*.db"))
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["lakehouse", *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_dev_pod_runs_every_service_in_one_process_on_its_volume(tmp_path: Path) -> None:
+    secret = {"LAKEHOUSE_ADMIN_TOKEN": secrets.token_urlsafe(32)}
+    # The model the image bakes in, here the one `make model` prepared.
+    extra = {"LAKEHOUSE_VECTOR__EMBEDDER__MODEL_DIR": str(ROOT / "data" / "models" / "all-minilm-l6-v2")}
+    with running(Pod("dev", "lakehouse", secret, tmp_path, extra)) as pod:
+        env = {**pod.env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{pod.port}", "NO_COLOR": "1", "COLUMNS": "200"}
+        refused = _cli(env, "sql", "SELECT 42 AS answer")
+        assert refused.returncode != 0 and "UNAUTHENTICATED" in refused.stderr
+        env["LAKEHOUSE_TOKEN"] = secret["LAKEHOUSE_ADMIN_TOKEN"]
+        answered = _cli(env, "sql", "SELECT 42 AS answer")
+        assert answered.returncode == 0 and "42" in answered.stdout, answered.stderr
+        # The model (the int8 graph dev asks for) and Milvus Lite start on first use.
+        embedded = _cli(env, "embed", "a pod on a laptop")
+        assert embedded.returncode == 0, embedded.stderr
+        shown = _cli(env, "embedder")
+        assert shown.returncode == 0 and "int8" in shown.stdout, shown.stdout + shown.stderr
+        created = _cli(env, "collections", "create", "notes")
+        assert created.returncode == 0, created.stderr
+        for service in ("storage", "catalog", "query", "vector"):
+            assert pod.probe(f"lakehouse.{service}.v1.{service.capitalize()}Service").returncode == 0, service
+        assert pod.stop() == 0, pod.log
+    data = tmp_path / "data"  # the PersistentVolume
+    assert (data / "catalog.db").is_file(), "the catalog in SQLite"
+    assert (data / "buckets" / "default").is_dir(), "the default bucket"
+    assert any((data / "vector" / "milvus-lite").iterdir()), "Milvus Lite's files"
