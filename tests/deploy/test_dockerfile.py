@@ -272,3 +272,9 @@ def test_the_health_check_fails_when_nothing_listens() -> None:
     done = _healthcheck(port)
     assert done.returncode == 1
     assert "unhealthy" in done.stderr
+
+
+def test_the_image_scripts_are_executable() -> None:
+    """COPY keeps the mode the build context has; the entrypoint and HEALTHCHECK run them directly."""
+    for script in ("lakehouse-serve", "lakehouse-healthcheck"):
+        assert os.access(DEPLOY / "image" / script, os.X_OK), script
