@@ -60,6 +60,32 @@ def test_base_renders_and_is_valid_for_the_kubernetes_api() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_reference_resolves_to_an_object_of_the_overlay(overlay: str) -> None:
+    objects = render(f"overlays/{overlay}")
+    names = {(o["kind"], o["metadata"]["name"]) for o in objects}
+    for deployment in of_kind(objects, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        assert ("ServiceAccount", pod["serviceAccountName"]) in names, label(deployment)
+        for volume in pod["volumes"]:
+            if "configMap" in volume:
+                assert ("ConfigMap", volume["configMap"]["name"]) in names, label(deployment)
+            if "persistentVolumeClaim" in volume:
+                assert ("PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"]) in names
+    for autoscaler in of_kind(objects, "HorizontalPodAutoscaler"):
+        assert ("Deployment", autoscaler["spec"]["scaleTargetRef"]["name"]) in names, label(autoscaler)
+    for service in of_kind(objects, "Service"):
+        backing = [
+            d
+            for d in of_kind(objects, "Deployment")
+            if selects({"matchLabels": service["spec"]["selector"]}, pod_labels(d))
+        ]
+        assert backing, f"{label(service)} selects no pods"
+        (container,) = containers(backing[0])
+        for port in service["spec"]["ports"]:
+            assert port["targetPort"] in {p["name"] for p in container["ports"]}, f"{label(service)} {port['name']}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_container_is_probed_limited_and_locked_down(overlay: str) -> None:
     for deployment in of_kind(render(f"overlays/{overlay}"), "Deployment"):
         pod = deployment["spec"]["template"]["spec"]
