@@ -1,6 +1,7 @@
-"""Prod pods as processes: the image's entrypoint and health check, the prod ConfigMap as rendered,
-the environment the Deployment gives the container with the Secret's values filled in, and real
-PostgreSQL and S3 (moto) behind it, so the wiring of config, Secret and probes is proven end to end."""
+"""Pods as processes: the image's entrypoint and health check, an overlay's ConfigMap as rendered,
+the environment its Deployment gives the container with the Secret's values filled in. Prod pods
+run on real PostgreSQL and S3 (moto), the dev pod on its volume alone, so the wiring of config,
+Secret, peers and probes is proven end to end without a cluster."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import boto3
 import grpc
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 
 from lakehouse.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
@@ -46,14 +48,20 @@ class Pod:
     """One container of a rendered Deployment, run as a local process."""
 
     def __init__(
-        self, overlay: str, deployment: str, secret: dict[str, str], workdir: Path, extra: dict[str, str]
+        self,
+        overlay: str,
+        deployment: str,
+        secret: dict[str, str],
+        workdir: Path,
+        extra: dict[str, str],
+        port: int | None = None,
     ) -> None:
         objects = render(f"overlays/{overlay}")
         (container,) = containers(named(objects, "Deployment", deployment))
         config = workdir / "etc" / "lakehouse.toml"
         config.parent.mkdir(parents=True)
         config.write_text(servable_config(config_text(objects)))
-        self.port = free_port()
+        self.port = port or free_port()
         self.workdir = workdir
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
         for entry in container["env"]:
@@ -131,19 +139,22 @@ def running(pod: Pod) -> Iterator[Pod]:
 
 
 @pytest.fixture
-def start_pod(secret: dict[str, str], s3: S3Info, tmp_path: Path) -> Iterator[Callable[[str], Pod]]:
-    """Starts the prod pod of a service, S3 at moto instead of AWS."""
+def start_pod(secret: dict[str, str], s3: S3Info, tmp_path: Path) -> Iterator[Callable[..., Pod]]:
+    """Starts the prod pod of a service, S3 at moto instead of AWS; `peers` replace Service names."""
     with contextlib.ExitStack() as stack:
 
-        def start(service: str) -> Pod:
-            extra = {"LAKEHOUSE_STORAGE__S3__ENDPOINT": s3.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true"}
-            return stack.enter_context(running(Pod("prod", f"lakehouse-{service}", secret, tmp_path / service, extra)))
+        def start(service: str, port: int | None = None, peers: dict[str, int] | None = None, **env: str) -> Pod:
+            extra = {"LAKEHOUSE_STORAGE__S3__ENDPOINT": s3.endpoint_url, "AWS_EC2_METADATA_DISABLED": "true", **env}
+            for peer, peer_port in (peers or {}).items():  # on a cluster: lakehouse-<peer>:50051
+                extra[f"LAKEHOUSE_MESH__{peer.upper()}"] = f"127.0.0.1:{peer_port}"
+            pod = Pod("prod", f"lakehouse-{service}", secret, tmp_path / service, extra, port)
+            return stack.enter_context(running(pod))
 
         yield start
 
 
 def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
-    start_pod: Callable[[str], Pod], secret: dict[str, str]
+    start_pod: Callable[..., Pod], secret: dict[str, str]
 ) -> None:
     pod = start_pod("storage")
     with grpc.insecure_channel(f"127.0.0.1:{pod.port}") as channel:
@@ -159,7 +170,7 @@ def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
 
 
 def test_a_catalog_pod_is_ready_on_postgresql_and_drains_on_sigterm(
-    start_pod: Callable[[str], Pod], secret: dict[str, str]
+    start_pod: Callable[..., Pod], secret: dict[str, str]
 ) -> None:
     pod = start_pod("catalog")
     assert pod.readiness == "lakehouse.catalog.v1.CatalogService"
@@ -173,6 +184,49 @@ def test_a_catalog_pod_is_ready_on_postgresql_and_drains_on_sigterm(
         tables = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'").fetchone()
     assert tables is not None and tables[0] > 0
     assert not list((pod.workdir / "data").glob("*.db"))
+
+
+def test_prod_pods_form_a_mesh_over_postgresql_and_s3(
+    start_pod: Callable[..., Pod], secret: dict[str, str], tmp_path: Path, s3: S3Info
+) -> None:
+    """Storage, catalog and query as three pods that find each other through [mesh] and trust each
+    other through the shared mesh token: ingest, SQL and a Flight download through the query edge."""
+    ports = {name: free_port() for name in ("storage", "catalog", "query")}
+    flight_port = free_port()
+    pods = {
+        "storage": start_pod("storage", ports["storage"], peers=ports),
+        "catalog": start_pod("catalog", ports["catalog"], peers=ports),
+        # Flight tickets name lakehouse-query:50052; a client outside the cluster is given the edge's
+        # address instead (README: LAKEHOUSE_SERVER__FLIGHT_ADVERTISE), here loopback.
+        "query": start_pod(
+            "query",
+            ports["query"],
+            peers=ports,
+            LAKEHOUSE_SERVER__FLIGHT_PORT=str(flight_port),
+            LAKEHOUSE_SERVER__FLIGHT_ADVERTISE=f"grpc+tcp://127.0.0.1:{flight_port}",
+        ),
+    }
+    env = {
+        **pods["query"].env,
+        "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['query']}",
+        "LAKEHOUSE_TOKEN": secret["LAKEHOUSE_ADMIN_TOKEN"],
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    del env["LAKEHOUSE_CONFIG"]  # the CLI is a client here, not a pod
+    csv = tmp_path / "workers.csv"
+    csv.write_text("worker_id,name\n1,Ada\n2,Grace\n3,Edsger\n")
+    ingested = _cli(env, "ingest", str(csv), "--dataset", "workers")
+    assert ingested.returncode == 0, ingested.stderr + pods["query"].log
+    counted = _cli(env, "sql", "SELECT count(*) AS n FROM workers")
+    assert counted.returncode == 0 and "3" in counted.stdout, counted.stderr
+    pulled = _cli(env, "pull", "workers", "-o", str(tmp_path / "workers.parquet"))
+    assert pulled.returncode == 0, pulled.stderr
+    assert pq.read_table(tmp_path / "workers.parquet").column("name").to_pylist() == ["Ada", "Grace", "Edsger"]
+    objects = boto3.client("s3", **s3.client_kwargs()).list_objects_v2(Bucket="lakehouse-tables", Prefix="default/")
+    assert any(o["Key"].endswith(".parquet") for o in objects.get("Contents", [])), "the table lives in S3"
+    for pod in pods.values():
+        assert pod.stop() == 0, pod.log
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
