@@ -108,6 +108,11 @@ def config_text(objects: tuple[Obj, ...]) -> str:
 _OBSERVABILITY = re.compile(r"(?ms)^\[observability\]\n.*?(?=^\[|\Z)")
 
 
+def config_has_observability() -> bool:
+    """Whether this build's Config knows [observability] (the metrics work adds it)."""
+    return "observability" in {f.name for f in dataclasses.fields(Config)}
+
+
 def servable_config(text: str) -> str:
     """`text` as this build's server reads it.
 
@@ -115,7 +120,7 @@ def servable_config(text: str) -> str:
     section is checked here for the keys the pods rely on and left out. Once the field exists, the
     whole file goes to the server unchanged.
     """
-    if "observability" in {f.name for f in dataclasses.fields(Config)}:
+    if config_has_observability():
         return text
     section = tomllib.loads(text).get("observability", {})
     assert section == {"metrics_port": 9464, "metrics_host": "0.0.0.0"}, section

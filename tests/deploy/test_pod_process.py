@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,7 +24,16 @@ import pytest
 
 from lakehouse.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
 from tests.conftest import fresh_postgres_url
-from tests.deploy.manifests import DEPLOY, ROOT, config_text, containers, named, render, servable_config
+from tests.deploy.manifests import (
+    DEPLOY,
+    ROOT,
+    config_has_observability,
+    config_text,
+    containers,
+    named,
+    render,
+    servable_config,
+)
 from tests.support.servers import PostgresInfo, S3Info, free_port
 
 READY_TIMEOUT_S = 60.0
@@ -79,6 +89,10 @@ class Pod:
             "LAKEHOUSE_SERVER__DRAIN_DELAY_S": "0",
             **extra,
         }
+        self.metrics_port = 0
+        if config_has_observability():  # every pod has 9464 to itself; processes on one machine do not
+            self.metrics_port = free_port()
+            env["LAKEHOUSE_OBSERVABILITY__METRICS_PORT"] = str(self.metrics_port)
         self.env = env
         self.readiness = container["readinessProbe"]["grpc"]["service"]
         self._log = workdir / "pod.log"
@@ -166,6 +180,9 @@ def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
         listed = stub.ListBuckets(storage_service_pb2.ListBucketsRequest(), timeout=10, metadata=token)
     assert [(b.name, b.uri) for b in listed.buckets] == [("default", "s3://lakehouse-tables/default")]
     assert secret["LAKEHOUSE_ADMIN_TOKEN"] not in pod.log
+    if pod.metrics_port:  # the port the pod template names "metrics", once the server serves it
+        with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/metrics", timeout=10) as scraped:
+            assert scraped.status == 200
     assert pod.stop() == 0, pod.log
 
 
