@@ -61,6 +61,7 @@ bench: install
 	$(BIN)/python bench/query_bench.py
 	$(BIN)/python bench/vector_bench.py
 	$(BIN)/python bench/embed_bench.py
+	$(BIN)/python bench/chat_bench.py
 
 clean:
 	rm -rf $(VENV) .build node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -58,12 +58,12 @@ SERVICES = {
 HEALTH = "grpc.health.v1.Health"
 UNBUILT = {
     "memory": memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
-    "chat": chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"],
 }
 STORAGE = storage_pb.DESCRIPTOR.services_by_name["StorageService"]
 QUERY = query_service_pb2.DESCRIPTOR.services_by_name["QueryService"]
 CATALOG = catalog_pb.DESCRIPTOR.services_by_name["CatalogService"]
 VECTOR = vector_service_pb2.DESCRIPTOR.services_by_name["VectorService"]
+CHAT = chat_service_pb2.DESCRIPTOR.services_by_name["ChatService"]
 
 
 def health_check(address: str, service: str = "", metadata: tuple[tuple[str, str], ...] = ()) -> int:
@@ -120,6 +120,7 @@ BUILT = (
     "lakehouse.catalog.v1.CatalogService",
     "lakehouse.query.v1.QueryService",
     "lakehouse.vector.v1.VectorService",
+    "lakehouse.chat.v1.ChatService",
 )
 
 
@@ -177,10 +178,10 @@ def _names_method(message: str, service: str, method: str) -> bool:
 
 
 def test_unbuilt_rpc_through_buf_curl_is_unimplemented_and_names_the_method(mesh: ServerProcess) -> None:
-    result = buf_curl(mesh.address, method="lakehouse.chat.v1.ChatService/Chat", data={})
+    result = buf_curl(mesh.address, method="lakehouse.memory.v1.MemoryService/AddTrace", data={})
     error = buf_error(result)
     assert error["code"] == "unimplemented"
-    assert _names_method(str(error["message"]), "lakehouse.chat.v1.ChatService", "Chat"), error
+    assert _names_method(str(error["message"]), "lakehouse.memory.v1.MemoryService", "AddTrace"), error
     assert buf_error_info(error).reason == "NOT_IMPLEMENTED"
     assert "data" not in result.stdout  # no fake result rows alongside the error
 
@@ -232,18 +233,18 @@ def _unimplemented_through_reflection(address: str) -> tuple[set[str], int]:
     return found, len(methods)
 
 
-def test_every_storage_catalog_query_and_vector_rpc_answers(mesh: ServerProcess) -> None:
+def test_every_storage_catalog_query_vector_and_chat_rpc_answers(mesh: ServerProcess) -> None:
     unimplemented, total = _unimplemented_through_reflection(mesh.address)
     answering = total - len(unimplemented)
-    assert "lakehouse.chat.v1.ChatService/Chat" in unimplemented  # the probe does see UNIMPLEMENTED
+    assert "lakehouse.memory.v1.MemoryService/AddTrace" in unimplemented  # the probe does see UNIMPLEMENTED
 
-    built_services = (STORAGE, CATALOG, QUERY, VECTOR)
+    built_services = (STORAGE, CATALOG, QUERY, VECTOR, CHAT)
     everything = {f"{s.full_name}/{m.name}" for s in (*built_services, *UNBUILT.values()) for m in s.methods}
     built = {f"{s.full_name}/{m.name}" for s in built_services for m in s.methods}
     assert total == len(everything)
     assert not unimplemented & built, f"these should answer: {sorted(unimplemented & built)}"
     assert answering >= len(built)
-    assert all(m.startswith(("lakehouse.memory.", "lakehouse.chat.")) for m in unimplemented)
+    assert all(m.startswith("lakehouse.memory.") for m in unimplemented)
     # The probe sends `{}` to every RPC; the server must still be healthy afterwards.
     assert health_check(mesh.address) == health_pb2.HealthCheckResponse.SERVING
 

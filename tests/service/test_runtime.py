@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from lakehouse.client import CatalogClient, RetryPolicy, StorageClient, token_metadata
 from lakehouse.client.errors import (
     DeadlineExceededError,
@@ -24,14 +24,15 @@ from lakehouse.client.errors import (
 )
 from lakehouse.client.memory import AsyncMemoryClient
 from lakehouse.client.storage import AsyncStorageClient
+from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import TokenConfig
-from lakehouse.server.common.errors import InvalidArgument, ResourceExhausted, Unavailable
+from lakehouse.server.common.errors import FieldViolation, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from lakehouse.storage.v1 import storage_service_pb2 as pb
 from lakehouse.storage.v1 import storage_service_pb2_grpc as pb_grpc
 from tests.conftest import MeshFactory
-from tests.support.mesh import Backends, make_config
+from tests.support.mesh import Backends, make_config, start_mesh
 
 TOKEN = "s3cr3t-token-value"
 ROTATED = "next-token-value"
@@ -96,11 +97,11 @@ async def test_tokens_never_reach_the_log(secured, caplog: pytest.LogCaptureFixt
 
 
 async def test_unbuilt_services_answer_unimplemented_with_the_method_name(mesh) -> None:
-    stub = chat_service_pb2_grpc.ChatServiceStub(mesh.channel)
+    stub = memory_service_pb2_grpc.MemoryServiceStub(mesh.channel)
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await stub.Chat(chat_service_pb2.ChatRequest())
+        await stub.AddTrace(memory_service_pb2.AddTraceRequest())
     assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "/lakehouse.chat.v1.ChatService/Chat is not implemented yet" in err.value.details()
+    assert "/lakehouse.memory.v1.MemoryService/AddTrace is not implemented yet" in err.value.details()
     with pytest.raises(UnimplementedError) as unimplemented:
         await AsyncMemoryClient(mesh.channel).forget_source_rows("workers", ["1"], reason="erasure")
     assert unimplemented.value.reason == "NOT_IMPLEMENTED"
@@ -178,10 +179,99 @@ async def test_unexpected_errors_become_internal_without_internals(scripted, cap
     assert servicer.calls == 1
 
 
+async def test_errors_quoting_huge_input_still_fit_the_trailers(scripted) -> None:
+    servicer, client = scripted
+    name = "Ω\u202e" * 3000  # percent-encoded, each character is 15 bytes of trailer
+    servicer.failures = [
+        NotFound(
+            f"bucket {name!r} does not exist",
+            reason="BUCKET_NOT_FOUND",
+            metadata={f"k{i}": name for i in range(16)},
+            violations=[FieldViolation(f"buckets[{i}]", name) for i in range(30)],
+        )
+    ]
+    with pytest.raises(NotFoundError) as refused:  # not RESOURCE_EXHAUSTED for oversized trailers
+        await client.list_buckets()
+    assert refused.value.reason == "BUCKET_NOT_FOUND"
+    assert refused.value.message.startswith("bucket 'Ω")
+    assert refused.value.request_id
+
+
 async def test_deadlines_are_enforced(scripted) -> None:
     _servicer, client = scripted
     with pytest.raises(DeadlineExceededError):
         await client._unary(client._stub.StatObject, pb.StatObjectRequest(key="k"), timeout_s=0.2)
+
+
+class GatedStorage(pb_grpc.StorageServiceServicer):
+    """ListBuckets waits for `gate`, so calls pile up in the server."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.entered = 0
+
+    async def ListBuckets(self, request: Any, context: Any) -> pb.ListBucketsResponse:
+        self.entered += 1
+        await self.gate.wait()
+        return pb.ListBucketsResponse(buckets=[pb.Bucket(name="ok")])
+
+
+async def test_calls_over_a_services_limit_are_refused_at_once_with_a_retry_delay(tmp_path) -> None:
+    servicer = GatedStorage()
+    binding = ServiceBinding(
+        "storage",
+        "lakehouse.storage.v1.StorageService",
+        lambda s: pb_grpc.add_StorageServiceServicer_to_server(servicer, s),
+    )
+    server = MeshServer(make_config(tmp_path, service_concurrency={"storage": 2}), [binding], TokenAuthenticator(()))
+    await server.start()
+    channel = grpc.aio.insecure_channel(server.address)
+    client = AsyncStorageClient(channel, retry=RetryPolicy(attempts=1), timeout_s=10)
+    try:
+        held = [asyncio.create_task(client.list_buckets()) for _ in range(2)]
+        while servicer.entered < 2:
+            await asyncio.sleep(0.01)
+        with pytest.raises(ResourceExhaustedError) as refused:
+            await client.list_buckets()
+        assert refused.value.reason == "SERVICE_OVERLOADED"
+        assert refused.value.retry_delay_s == pytest.approx(0.1)
+        assert servicer.entered == 2  # the refused call never reached the servicer
+        servicer.gate.set()
+        assert [len((await call).buckets) for call in held] == [1, 1]
+        assert [b.name for b in (await client.list_buckets()).buckets] == ["ok"]  # room again
+    finally:
+        await channel.close()
+        await server.stop()
+
+
+def test_concurrency_overrides_name_known_services(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown service 'storag'"):
+        make_config(tmp_path, service_concurrency={"storag": 2})
+
+
+async def test_an_idle_upload_is_ended_and_keeps_nothing(tmp_path) -> None:
+    mesh = await start_mesh(make_config(tmp_path / "data", upload_idle_timeout_s=0.3), ("storage",))
+    stub = pb_grpc.StorageServiceStub(mesh.channel)
+    sent_header = asyncio.Event()
+
+    async def slowloris() -> AsyncIterator[pb.PutObjectRequest]:
+        yield pb.PutObjectRequest(header=pb.PutObjectHeader(key="slow.bin"))
+        yield pb.PutObjectRequest(chunk=b"a little")
+        sent_header.set()
+        await asyncio.sleep(30)  # then nothing: the connection stays open, the stream idle
+        yield pb.PutObjectRequest(commit=pb.PutObjectCommit())
+
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            await stub.PutObject(slowloris(), timeout=20)
+        assert sent_header.is_set()
+        assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "upload_idle_timeout_s" in (ended.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as missing:
+            await stub.StatObject(pb.StatObjectRequest(key="slow.bin"), timeout=10)
+        assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        await mesh.stop()
 
 
 async def test_drain_sets_health_not_serving(tmp_path) -> None:

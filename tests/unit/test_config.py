@@ -494,3 +494,51 @@ def test_sections_compose_into_the_config() -> None:
         storage=StorageConfig(),
         catalog=CatalogConfig(),
     )
+
+
+# --- [chat] -----------------------------------------------------------------------
+
+
+def test_chat_providers_are_read_with_their_routing_names(tmp_path: Path) -> None:
+    path = tmp_path / "lakehouse.toml"
+    path.write_text(
+        '[chat.providers.local]\nkind = "ollama"\nbase_url = "http://127.0.0.1:11434/"\ndefault_model = "llama3.2"\n'
+        '[chat.providers.openrouter]\nkind = "openai"\nbase_url = "https://openrouter.ai/api"\n'
+        'api_key_env = "OPENROUTER_API_KEY"\n[chat]\ndefault_provider = "local"\n'
+    )
+    chat = load_config(path, {}).chat
+    assert chat.default_provider_name == "local"
+    assert chat.providers["local"].base_url == "http://127.0.0.1:11434"
+    assert chat.providers["openrouter"].api_key_env == "OPENROUTER_API_KEY"
+
+
+def test_one_provider_is_the_default_and_none_means_no_default() -> None:
+    one = Config(chat={"providers": {"only": {"kind": "openai", "base_url": "http://x"}}})  # type: ignore[arg-type]
+    assert one.chat.default_provider_name == "only"
+    assert Config().chat.default_provider_name == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('[chat]\ndefault_provider = "gone"\n', "not declared in [chat.providers]"),
+        ('[chat.providers."Bad/Name"]\nkind = "ollama"\nbase_url = "http://x"\n', "routing prefix"),
+        ('[chat.providers.x]\nkind = "anthropic"\nbase_url = "http://x"\n', "chat.providers.x.kind"),
+        ('[chat.providers.x]\nkind = "ollama"\nbase_url = "ftp://x"\n', "http:// or https://"),
+        ('[chat.providers.x]\nkind = "ollama"\nbase_url = "http://x"\napi_key = "sk-1"\n', "unknown key"),
+    ],
+)
+def test_invalid_chat_settings_are_refused_at_start(tmp_path: Path, text: str, reason: str) -> None:
+    path = tmp_path / "lakehouse.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path, {})
+    assert reason in str(err.value)
+
+
+def test_a_provider_can_be_added_from_the_environment() -> None:
+    environ = {
+        "LAKEHOUSE_CHAT__PROVIDERS__VLLM__KIND": "openai",
+        "LAKEHOUSE_CHAT__PROVIDERS__VLLM__BASE_URL": "http://gpu:8000/v1",
+    }
+    assert load_config(None, environ).chat.providers["vllm"].base_url == "http://gpu:8000/v1"

@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from lakehouse.client._base import BaseAsyncClient, RetryPolicy, open_channel, token_metadata
 from lakehouse.client.catalog import AsyncCatalogClient
+from lakehouse.client.chat import AsyncChatClient
 from lakehouse.client.storage import AsyncStorageClient
 
 C = TypeVar("C", bound=BaseAsyncClient)
@@ -106,3 +107,9 @@ class CatalogClient(SyncClient[AsyncCatalogClient]):
     """Blocking catalog client; methods as on `AsyncCatalogClient`."""
 
     _client_class = AsyncCatalogClient
+
+
+class ChatClient(SyncClient[AsyncChatClient]):
+    """Blocking chat client; methods as on `AsyncChatClient` (`chat_stream` yields as it arrives)."""
+
+    _client_class = AsyncChatClient

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lakehouse.chat.v1 import chat_service_pb2, chat_service_pb2_grpc
 from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
 from lakehouse.server.catalog import servicer as catalog
+from lakehouse.server.chat import servicer as chat
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import SERVICE_NAMES, Config, ConfigError
@@ -24,7 +24,6 @@ from lakehouse.server.vector import servicer as vector
 
 _PENDING = {
     "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
-    "chat": (chat_service_pb2, chat_service_pb2_grpc, "ChatService"),
 }
 
 
@@ -42,8 +41,14 @@ def _pending_binding(name: str) -> ServiceBinding:
 
 # Peers each built service calls; a peer not hosted here needs an address in [mesh]. The vector
 # service calls memory only for searches with the playbook on, and answers MEMORY_UNAVAILABLE
-# when it cannot be reached, so memory is not required here.
-PEERS = {"catalog": ("storage", "query"), "query": ("catalog", "storage"), "vector": ("catalog", "query")}
+# when it cannot be reached, so memory is not required here. Chat retrieves through vector, reads
+# rows and appends its session log through query, and reads policies from the catalog.
+PEERS = {
+    "catalog": ("storage", "query"),
+    "query": ("catalog", "storage"),
+    "vector": ("catalog", "query"),
+    "chat": ("catalog", "query", "vector"),
+}
 
 
 def _require_peers(config: Config, services: Sequence[str]) -> None:
@@ -77,6 +82,8 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
             bindings.append(query.build(config, executor, peers, authenticator, denials))
         elif name == "vector":
             bindings.append(vector.build(config, executor, peers, authenticator))
+        elif name == "chat":
+            bindings.append(chat.build(config, executor, peers, authenticator))
         else:
             bindings.append(_pending_binding(name))
 

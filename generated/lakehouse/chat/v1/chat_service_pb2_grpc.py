@@ -36,7 +36,10 @@ class ChatServiceStub:
 
     Errors from the model call, shared by Chat, ChatStream and Answer (generated mode):
     NOT_FOUND/PROVIDER_NOT_FOUND (unknown prefix), NOT_FOUND/MODEL_NOT_FOUND (provider 404),
-    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
+    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/NO_DEFAULT_PROVIDER (a bare
+    name while several providers are configured and none is the default),
+    INVALID_ARGUMENT/MODEL_REQUIRED (no model named and the provider has no default_model),
+    FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
     example its API key variable is unset), FAILED_PRECONDITION/PROVIDER_AUTH_FAILED (provider
     401/403), INVALID_ARGUMENT/PROVIDER_REJECTED_REQUEST (provider 400),
     RESOURCE_EXHAUSTED/PROVIDER_RATE_LIMITED (provider 429, with RetryInfo from Retry-After),
@@ -90,7 +93,10 @@ class ChatServiceServicer:
 
     Errors from the model call, shared by Chat, ChatStream and Answer (generated mode):
     NOT_FOUND/PROVIDER_NOT_FOUND (unknown prefix), NOT_FOUND/MODEL_NOT_FOUND (provider 404),
-    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
+    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/NO_DEFAULT_PROVIDER (a bare
+    name while several providers are configured and none is the default),
+    INVALID_ARGUMENT/MODEL_REQUIRED (no model named and the provider has no default_model),
+    FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
     example its API key variable is unset), FAILED_PRECONDITION/PROVIDER_AUTH_FAILED (provider
     401/403), INVALID_ARGUMENT/PROVIDER_REJECTED_REQUEST (provider 400),
     RESOURCE_EXHAUSTED/PROVIDER_RATE_LIMITED (provider 429, with RetryInfo from Retry-After),
@@ -120,7 +126,8 @@ class ChatServiceServicer:
 
     def Chat(self, request, context):
         """Sends a conversation to the routed model and returns the whole reply.
-        Errors: INVALID_ARGUMENT/EMPTY_MESSAGES, INVALID_ARGUMENT/INVALID_TEMPERATURE,
+        Errors: INVALID_ARGUMENT/EMPTY_MESSAGES, INVALID_ARGUMENT/INVALID_ROLE,
+        INVALID_ARGUMENT/INVALID_TEMPERATURE,
         INVALID_ARGUMENT/INVALID_MAX_TOKENS, INVALID_ARGUMENT/TOO_MANY_STOP_SEQUENCES, and the
         model-call errors listed on the service.
         """
@@ -147,11 +154,12 @@ class ChatServiceServicer:
         ungrounded and is reported. With no provider configured, or with `mode` EXTRACTIVE, the
         answer is extractive: the best passages, each cited, and no model call. When retrieval finds
         nothing, no model is called and the answer is empty and ungrounded.
-        Errors: INVALID_ARGUMENT/EMPTY_QUESTION, INVALID_ARGUMENT/INVALID_K,
-        INVALID_ARGUMENT/NO_COLLECTIONS, NOT_FOUND/COLLECTION_NOT_FOUND,
+        Errors: INVALID_ARGUMENT/EMPTY_QUESTION, INVALID_ARGUMENT/INVALID_K, INVALID_ARGUMENT/INVALID_MODE,
+        INVALID_ARGUMENT/NO_COLLECTIONS, INVALID_ARGUMENT/INVALID_COLLECTION, NOT_FOUND/COLLECTION_NOT_FOUND,
         PERMISSION_DENIED/COLLECTION_NOT_ALLOWED, NOT_FOUND/PROFILE_NOT_FOUND,
         PERMISSION_DENIED/PROFILE_NOT_ALLOWED, UNAVAILABLE/VECTOR_SERVICE_UNAVAILABLE,
-        UNAVAILABLE/QUERY_SERVICE_UNAVAILABLE (with `include_sql_context`), and in generated mode
+        UNAVAILABLE/QUERY_SERVICE_UNAVAILABLE (with `include_sql_context`),
+        UNAVAILABLE/CATALOG_UNAVAILABLE (reading the caller's policy), and in generated mode
         the model-call errors listed on the service.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -205,7 +213,10 @@ class ChatService:
 
     Errors from the model call, shared by Chat, ChatStream and Answer (generated mode):
     NOT_FOUND/PROVIDER_NOT_FOUND (unknown prefix), NOT_FOUND/MODEL_NOT_FOUND (provider 404),
-    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
+    FAILED_PRECONDITION/NO_PROVIDER_CONFIGURED, FAILED_PRECONDITION/NO_DEFAULT_PROVIDER (a bare
+    name while several providers are configured and none is the default),
+    INVALID_ARGUMENT/MODEL_REQUIRED (no model named and the provider has no default_model),
+    FAILED_PRECONDITION/PROVIDER_MISCONFIGURED (for
     example its API key variable is unset), FAILED_PRECONDITION/PROVIDER_AUTH_FAILED (provider
     401/403), INVALID_ARGUMENT/PROVIDER_REJECTED_REQUEST (provider 400),
     RESOURCE_EXHAUSTED/PROVIDER_RATE_LIMITED (provider 429, with RetryInfo from Retry-After),

@@ -225,7 +225,7 @@ class CatalogServicer(pb_grpc.CatalogServiceServicer):
         return pb.RegisterDerivationResponse(derivation=derivation_pb(record))
 
     async def DeleteDerivation(self, request: pb.DeleteDerivationRequest, context: Any) -> pb.DeleteDerivationResponse:
-        kind = pb.DerivationKind.Name(request.kind).removeprefix("DERIVATION_KIND_")
+        kind = enum_name(pb.DerivationKind, "DERIVATION_KIND_", request.kind)
         removed = await self._erasure.delete_derivation(request.dataset, kind, request.target)
         return pb.DeleteDerivationResponse(removed=removed)
 

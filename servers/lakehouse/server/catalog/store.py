@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from lakehouse.server.catalog.errors import CatalogDatabaseError, ConcurrentChange
+from lakehouse.server.common import metrics
 from lakehouse.server.common.context import current_call
 from lakehouse.server.common.errors import Unavailable
 
@@ -523,6 +524,7 @@ class CatalogStore:
                 yield conn
         except OperationalError as exc:
             # The database is down or unreachable; callers retry, nothing was committed.
+            metrics.backend_error("database", "DATABASE_UNAVAILABLE")
             raise Unavailable(
                 f"catalog database unavailable: {exc.orig.__class__.__name__}",
                 reason="DATABASE_UNAVAILABLE",
@@ -1149,6 +1151,7 @@ def _database_bug(exc: DBAPIError) -> CatalogDatabaseError:
     """Logs a refused statement by kind, SQL and stack only: driver messages can quote row values."""
     kind = type(exc.orig).__name__
     code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", "")
+    metrics.backend_error("database", kind)
     call = current_call()
     request_id = call.request_id if call else "-"
     log.error(

@@ -18,6 +18,8 @@ from lakehouse.server.common.auth import TokenAuthenticator, require_safe_bindin
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.interceptors import ServerCallInterceptor
+from lakehouse.server.common.metrics import MetricsEndpoint, serve_metrics
+from lakehouse.server.common.tracing import Tracing
 
 log = logging.getLogger("lakehouse.server")
 
@@ -38,6 +40,9 @@ class ServiceBinding:
     """Whether health reports it; False for a contract whose server is not in this release."""
     start: Callable[[MeshServer], Awaitable[dict[str, str]]] | None = None
     """Starts what the service runs beside the gRPC port (the Flight server); returns its endpoints."""
+    drain: Callable[[], Awaitable[None]] | None = None
+    """Sends what the service buffers for its peers (the chat session log) while in-process peers
+    still take calls: after health goes NOT_SERVING, before the port stops."""
 
 
 class MeshServer:
@@ -59,6 +64,8 @@ class MeshServer:
         self._denials = denials
         self._not_serving: set[str] = set()
         self._health: HealthServicer | None = None
+        self._tracing = Tracing(config.observability)
+        self._metrics: MetricsEndpoint | None = None
         self.port = 0
         self.endpoints: dict[str, str] = {}
         """Extra endpoints the services opened, for example {"flight": "grpc+tcp://127.0.0.1:50052"}."""
@@ -75,7 +82,15 @@ class MeshServer:
         # grpc.aio objects belong to the loop they are made on, so they are made here, not in __init__.
         limit = self._config.server.max_message_mb * 1024 * 1024
         self._server = grpc.aio.server(
-            interceptors=[ServerCallInterceptor(self._authenticator, self._denials.record if self._denials else None)],
+            interceptors=[
+                ServerCallInterceptor(
+                    self._authenticator,
+                    self._denials.record if self._denials else None,
+                    self._tracing.tracer,
+                    self._config.server.concurrency_of,
+                    self._config.server.upload_idle_timeout_s,
+                )
+            ],
             options=[
                 ("grpc.max_send_message_length", limit),
                 ("grpc.max_receive_message_length", limit),
@@ -106,6 +121,9 @@ class MeshServer:
                 "machine's; pick another with --port or [server] port"
             )
         await self._server.start()
+        self._metrics = serve_metrics(self._config.observability)
+        if self._metrics is not None:
+            self.endpoints["metrics"] = self._metrics.url
         if self._denials is not None:
             self._denials.start()
         for binding in self._bindings:
@@ -137,12 +155,18 @@ class MeshServer:
         log.info("draining for up to %.1fs", grace)
         if self._denials is not None:
             await self._denials.close()  # while the in-process catalog still takes calls
+        for binding in self._bindings:
+            if binding.drain is not None:
+                await binding.drain()
         await self._server.stop(grace)
         for binding in self._bindings:
             if binding.close is not None:
                 await binding.close()
         if self._on_stopped is not None:
             await self._on_stopped()
+        if self._metrics is not None:
+            await asyncio.to_thread(self._metrics.close)
+        await asyncio.to_thread(self._tracing.shutdown)
         log.info("stopped")
 
 

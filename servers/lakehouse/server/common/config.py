@@ -59,6 +59,42 @@ class ServerConfig:
     """Log level of the server's logger."""
     log_format: Literal["text", "json"] = "text"
     """One readable line per event, or one JSON object per line."""
+    max_concurrent_calls: int = pydantic.Field(default=512, ge=1)
+    """Calls one service serves at once; one more is refused with RESOURCE_EXHAUSTED and a retry
+    delay instead of queueing without bound (mesh hops count against the service they reach)."""
+    service_concurrency: dict[str, int] = field(default_factory=dict)
+    """Per-service overrides of max_concurrent_calls, e.g. {vector = 64, chat = 128}."""
+    upload_idle_timeout_s: float = pydantic.Field(default=60.0, gt=0)
+    """A client-streaming upload that sends nothing for this long is ended with DEADLINE_EXCEEDED,
+    so idle streams cannot hold calls open (slowloris)."""
+
+    def __post_init__(self) -> None:
+        for service, limit in self.service_concurrency.items():
+            if service not in SERVICE_NAMES:
+                raise ValueError(f"service_concurrency: unknown service {service!r}; use {', '.join(SERVICE_NAMES)}")
+            if limit < 1:
+                raise ValueError(f"service_concurrency.{service}: must be at least 1")
+
+    def concurrency_of(self, service: str) -> int:
+        """How many calls `service` serves at once."""
+        return self.service_concurrency.get(service, self.max_concurrent_calls)
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ObservabilityConfig:
+    """Prometheus metrics and OpenTelemetry traces."""
+
+    metrics_port: int = pydantic.Field(default=0, ge=0, le=65535)
+    """HTTP port serving Prometheus metrics at /metrics; 0: no metrics endpoint."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics endpoint binds (0.0.0.0 in a pod, so Prometheus can scrape it)."""
+    otlp_endpoint: str = ""
+    """OTLP/gRPC collector receiving traces, e.g. "http://otel-collector:4317" (http: plaintext,
+    https: TLS); empty: spans are not recorded, but trace context still passes through."""
+    service_name: str = "lakehouse"
+    """service.name of the traces this process sends."""
+    trace_sample_ratio: float = pydantic.Field(default=1.0, ge=0, le=1)
+    """Share of new traces recorded; a call that arrives inside a trace follows its caller's choice."""
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
@@ -309,6 +345,85 @@ class VectorConfig:
     """[vector.embedder]"""
 
 
+PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+"""Provider names: the routing prefix in "provider/model", so no "/" and no upper case."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ProviderConfig:
+    """One LLM endpoint the chat service routes to."""
+
+    kind: Literal["ollama", "openai"]
+    """Wire protocol: "ollama" (/api/chat, NDJSON) or "openai" (/v1/chat/completions, SSE), which
+    also covers OpenRouter, vLLM, llama.cpp server, LM Studio and LiteLLM."""
+    base_url: str
+    """Endpoint root, for example "http://127.0.0.1:11434" or "https://api.openai.com"."""
+    api_key_env: str = ""
+    """Environment variable holding the API key; empty: none is sent. The key is never logged."""
+    timeout_s: float = pydantic.Field(default=120.0, gt=0)
+    """Deadline of one upstream request (the caller's deadline wins when shorter)."""
+    default_model: str = ""
+    """Model used when a request names this provider with no model."""
+    max_connections: int = pydantic.Field(default=100, ge=1, le=10_000)
+    """Pooled HTTP connections to the endpoint."""
+    stream_usage: bool = True
+    """openai kind: ask for token usage at the end of streams (`stream_options.include_usage`);
+    turn off for a server that rejects the field."""
+
+    @pydantic.field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return url.rstrip("/")
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class ChatConfig:
+    """The chat service: LLM providers, retries, the session log."""
+
+    default_provider: str = ""
+    """Provider that bare model names go to; empty: the only provider when exactly one is configured."""
+    providers: Mapping[str, ProviderConfig] = field(default_factory=dict)
+    """[chat.providers.<name>]; none configured: Answer is extractive and Chat is refused."""
+    max_attempts: int = pydantic.Field(default=3, ge=1, le=10)
+    """Attempts of one upstream request, the first included; only connection errors, 429 and 503
+    are tried again, and never once a reply has started streaming."""
+    max_backoff_s: float = pydantic.Field(default=5.0, ge=0)
+    """Longest wait between attempts (a longer Retry-After ends the retries)."""
+    answer_k: int = pydantic.Field(default=5, ge=1, le=50)
+    """Passages Answer retrieves when the request gives no k."""
+    session_dataset: str = "chat_sessions"
+    """Dataset one record per Chat, ChatStream and Answer call is appended to; empty: no session log."""
+    session_flush_s: float = pydantic.Field(default=2.0, gt=0)
+    """Buffered session records are appended at most this often (one Delta commit per flush)."""
+    session_max_buffered: int = pydantic.Field(default=10_000, ge=1)
+    """Records held while the query service is slow or down; beyond this they are counted and dropped."""
+
+    @pydantic.field_validator("providers")
+    @classmethod
+    def _provider_names(cls, providers: Mapping[str, ProviderConfig]) -> Mapping[str, ProviderConfig]:
+        for name in providers:
+            if not PROVIDER_NAME.fullmatch(name):
+                raise ValueError(
+                    f'[chat.providers."{name}"]: provider names are lowercase letters, digits, "-" and "_", '
+                    "starting with a letter (the name is the routing prefix in provider/model)"
+                )
+        return providers
+
+    def __post_init__(self) -> None:
+        if self.default_provider and self.default_provider not in self.providers:
+            raise ValueError(f"default_provider {self.default_provider!r} is not declared in [chat.providers]")
+        object.__setattr__(self, "providers", MappingProxyType(dict(self.providers)))
+
+    @property
+    def default_provider_name(self) -> str:
+        """The provider bare names go to; "" when none is configured or chosen."""
+        if self.default_provider:
+            return self.default_provider
+        return next(iter(self.providers)) if len(self.providers) == 1 else ""
+
+
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Config:
     """The whole of lakehouse.toml."""
@@ -329,6 +444,10 @@ class Config:
     """[governance]"""
     vector: VectorConfig = field(default_factory=VectorConfig)
     """[vector]"""
+    chat: ChatConfig = field(default_factory=ChatConfig)
+    """[chat]"""
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    """[observability]"""
 
     @property
     def data_dir(self) -> Path:

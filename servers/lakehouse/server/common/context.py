@@ -6,6 +6,7 @@ import contextvars
 from dataclasses import dataclass, field
 
 from lakehouse.server.common.auth import LOCAL_ADMIN, Principal
+from lakehouse.server.common.tracing import inject_current
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,12 @@ def reset_call(token: contextvars.Token[CallContext | None]) -> None:
 
 
 def forwarded_metadata() -> tuple[tuple[str, str], ...]:
-    """Metadata a mesh hop carries: the request id and the caller's credentials."""
+    """Metadata a mesh hop carries: the request id, the caller's credentials and the trace context."""
     call = _current.get()
     if call is None:
         return ()
     pairs = [("x-request-id", call.request_id)]
     if call.authorization:
         pairs.append(("authorization", call.authorization))
+    pairs.extend(inject_current())
     return tuple(pairs)

@@ -110,6 +110,11 @@ class Unavailable(LakehouseError):
     reason = "BACKEND_UNAVAILABLE"
 
 
+class DeadlineExceeded(LakehouseError):
+    code = Code.DEADLINE_EXCEEDED
+    reason = "DEADLINE_EXCEEDED"
+
+
 class Unimplemented(LakehouseError):
     code = Code.UNIMPLEMENTED
     reason = "NOT_IMPLEMENTED"

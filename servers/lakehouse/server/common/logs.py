@@ -7,11 +7,20 @@ import logging
 import sys
 import time
 
+from lakehouse.server.common.context import current_call
+from lakehouse.server.common.tracing import current_trace_id
 
-class _RequestIdDefault(logging.Filter):
+
+class _CallIds(logging.Filter):
+    """Stamps every record with the request id of the call being served ("-" outside one) and,
+    when a trace is running, its trace id."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
-            record.request_id = "-"
+            call = current_call()
+            record.request_id = call.request_id if call else "-"
+        if not hasattr(record, "trace_id"):
+            record.trace_id = current_trace_id()
         return True
 
 
@@ -26,6 +35,9 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", "-"),
         }
+        trace_id = getattr(record, "trace_id", "")
+        if trace_id:
+            entry["trace_id"] = trace_id
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -34,7 +46,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str, fmt: str) -> None:
     """Sends the lakehouse loggers to stderr in the chosen format."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_RequestIdDefault())
+    handler.addFilter(_CallIds())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:

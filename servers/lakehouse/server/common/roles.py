@@ -5,7 +5,8 @@
 - reader: read-only calls, tombstone values excepted (they are the keys of erased rows).
 - agent: read-only calls on the data services plus writing memory; never raw objects, the
   journal or erasure records. Its model profile narrows what it sees further, in each service.
-- service: the mesh's own identity (the mesh token); journals denials and nothing else.
+- service: the mesh's own identity (the mesh token); journals denials and appends the chat
+  session log, nothing else.
 
 Finer rules that depend on the request (a retention below the minimum, applying tombstones,
 a profile's bindings) are checked by the domain code, which raises the same PERMISSION_DENIED.
@@ -43,6 +44,22 @@ _ADMIN_ONLY = frozenset(
     }
 )
 _SERVICE_CALLS = frozenset({"RecordDenials"})
+# What the mesh's own identity may call besides: appending the chat service's session log
+# (IngestFile) and the catalog reads and registrations the query service makes for that ingest
+# under the same identity. Nothing that reads rows or deletes anything.
+_SERVICE_LOG_WRITES = frozenset(
+    {
+        "IngestFile",
+        "GetAccessPolicy",
+        "ListDatasets",
+        "GetDataset",
+        "GetDatasetVersion",
+        "GetDatasetHistory",
+        "CreateDataset",
+        "RegisterDatasetVersion",
+        "ListBuckets",
+    }
+)
 _WRITER_READS = frozenset({"ListTombstones"})
 # Agents read data only through the services that apply their profile: never raw objects.
 _AGENT_HIDDEN = frozenset(
@@ -73,7 +90,7 @@ def may_call(role: str, full_method: str) -> bool:
     if role == "admin":
         return True
     if role == "service":
-        return method in _SERVICE_CALLS or method == "WhoAmI"
+        return method in _SERVICE_CALLS or method in _SERVICE_LOG_WRITES or method == "WhoAmI"
     if method in _SERVICE_CALLS:
         return False
     if role == "writer":

@@ -22,7 +22,7 @@ from google.protobuf.message import DecodeError
 from lakehouse.common.v1 import refs_pb2
 from lakehouse.query.v1 import flight_pb2
 from lakehouse.query.v1 import query_service_pb2 as pb
-from lakehouse.server.common import roles
+from lakehouse.server.common import metrics, roles
 from lakehouse.server.common.auth import Principal, TokenAuthenticator
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.context import CallContext, reset_call, set_call
@@ -131,7 +131,7 @@ class _FlightServer(flight.FlightServerBase):
     ) -> None:
         target = _put_target(descriptor)
         lineage = Lineage("flight", f"flight do_put {target.dataset}")
-        batches = pa.RecordBatchReader.from_batches(reader.schema, (chunk.data for chunk in reader))
+        batches = pa.RecordBatchReader.from_batches(reader.schema, (_count("received", c.data) for c in reader))
         summary = self._endpoint.call(
             context, "IngestFile", lambda: self._endpoint.ingestor.ingest_arrow(target, batches, lineage)
         )
@@ -294,6 +294,7 @@ def _closing(
         for batch in reader:
             if context.is_cancelled():  # safe here: this runs inside the call
                 return
+            _count("sent", batch)
             yield batch
     except duckdb.InterruptException:
         raise flight.FlightTimedOutError("QUERY_TIMEOUT: the stream ran past [query] default_timeout_s") from None
@@ -302,6 +303,12 @@ def _closing(
     finally:
         watchdog.stop()
         close()
+
+
+def _count(direction: str, batch: pa.RecordBatch) -> pa.RecordBatch:
+    metrics.FLIGHT_ROWS.labels(direction).inc(batch.num_rows)
+    metrics.FLIGHT_BYTES.labels(direction).inc(batch.nbytes)
+    return batch
 
 
 def _internal(exc: Exception) -> flight.FlightInternalError:

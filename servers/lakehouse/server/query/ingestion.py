@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from lakehouse.server.common import metrics
 from lakehouse.server.common.config import Config
 from lakehouse.server.common.errors import InvalidArgument
 from lakehouse.server.common.executor import BlockingExecutor
@@ -336,6 +337,7 @@ class Ingestor:
                 time.perf_counter() - started,
             )
         warnings = stage.warnings
+        metrics.INGEST_ROWS.labels(lineage.source_system).inc(stage.rows)
         return Summary(
             target.dataset,
             version.version,

@@ -57,9 +57,11 @@ from pymilvus.exceptions import (
     ParamError,
 )
 
+from lakehouse.server.common import metrics
 from lakehouse.server.common.config import VectorConfig
 from lakehouse.server.common.errors import (
     AlreadyExists,
+    Code,
     FailedPrecondition,
     InvalidArgument,
     LakehouseError,
@@ -584,6 +586,8 @@ class MilvusBackend:
             error = self._translate(e, collection=collection, filter=filter)
             if isinstance(error, NotFound) and collection:
                 self._shapes.pop(collection, None)
+            if error.code in (Code.UNAVAILABLE, Code.INTERNAL):  # Milvus's trouble, not the caller's mistake
+                metrics.backend_error("milvus", error.reason)
             raise error from e
 
     @contextlib.contextmanager

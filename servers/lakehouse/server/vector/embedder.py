@@ -43,6 +43,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from lakehouse.server.common import metrics
 from lakehouse.server.common.config import Config, EmbedderConfig
 from lakehouse.server.common.errors import Unavailable
 from lakehouse.server.vector.gateways import CacheStats, Embedded, EmbedderInfo
@@ -343,6 +344,8 @@ class OnnxEmbedder:
                 misses += 1
         self._hits += hits
         self._misses += misses
+        metrics.EMBED_CACHE.labels("hit").inc(hits)
+        metrics.EMBED_CACHE.labels("miss").inc(misses)
         done: list[_Vector] = []
         for row in rows:
             # Shielded: a cancelled caller must not cancel a text another caller waits for.
@@ -493,6 +496,7 @@ class OnnxEmbedder:
         ]
 
     def _run_model(self, encodings: Sequence[Encoding]) -> np.ndarray:
+        metrics.EMBED_BATCH.observe(len(encodings))
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), np.int64)
         mask = np.zeros((len(encodings), width), np.int64)
