@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import re
 import shutil
 import subprocess
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -105,32 +102,10 @@ def config_text(objects: tuple[Obj, ...]) -> str:
     return str(config_map["data"]["lakehouse.toml"])
 
 
-_OBSERVABILITY = re.compile(r"(?ms)^\[observability\]\n.*?(?=^\[|\Z)")
-
-
-def config_has_observability() -> bool:
-    """Whether this build's Config knows [observability] (the metrics work adds it)."""
-    return "observability" in {f.name for f in dataclasses.fields(Config)}
-
-
-def servable_config(text: str) -> str:
-    """`text` as this build's server reads it.
-
-    The [observability] section arrives with the metrics work; while Config has no such field the
-    section is checked here for the keys the pods rely on and left out. Once the field exists, the
-    whole file goes to the server unchanged.
-    """
-    if config_has_observability():
-        return text
-    section = tomllib.loads(text).get("observability", {})
-    assert section == {"metrics_port": 9464, "metrics_host": "0.0.0.0"}, section
-    return _OBSERVABILITY.sub("", text)
-
-
 def load_shipped_config(text: str, tmp_path: Path) -> Config:
     """`text` read by the server's own loader (unknown keys and bad values fail), with no environment."""
     path = tmp_path / "lakehouse.toml"
-    path.write_text(servable_config(text))
+    path.write_text(text)
     return load_config(path, environ={})
 
 

@@ -299,6 +299,7 @@ def test_each_pod_gets_every_variable_its_config_reads(overlay: str, tmp_path: P
     needs = {name: set(everyone) for name in SERVICES}
     needs["query"] |= {config.governance.hash_salt_env} - {""}
     needs["vector"] |= {config.vector.token_env} - {""}
+    needs["chat"] |= {p.api_key_env for p in config.chat.providers.values()} - {""}
     if any(b.uri.startswith("s3://") for b in config.storage.buckets.values()):
         needs["storage"] |= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
         needs["query"] |= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
@@ -339,6 +340,18 @@ def test_mesh_addresses_point_at_the_services(overlay: str, tmp_path: Path) -> N
     host, _, port = config.server.flight_advertise.removeprefix("grpc+tcp://").rpartition(":")
     flight = {p["name"]: p["port"] for p in named(objects, "Service", host)["spec"]["ports"]}
     assert flight["flight"] == int(port)
+
+
+@pytest.mark.parametrize("overlay", ["prod", "gpu"])
+def test_each_service_sends_metrics_and_traces_under_its_own_name(overlay: str, tmp_path: Path) -> None:
+    objects = render(f"overlays/{overlay}")
+    observability = load_shipped_config(config_text(objects), tmp_path).observability
+    assert (observability.metrics_port, observability.metrics_host) == (9464, "0.0.0.0")
+    names = {
+        env_of(containers(d)[0])["LAKEHOUSE_OBSERVABILITY__SERVICE_NAME"]["value"]
+        for d in of_kind(objects, "Deployment")
+    }
+    assert names == {f"lakehouse-{s}" for s in SERVICES}
 
 
 def test_dev_is_one_pod_with_everything_on_one_volume(tmp_path: Path) -> None:

@@ -27,12 +27,10 @@ from tests.conftest import fresh_postgres_url
 from tests.deploy.manifests import (
     DEPLOY,
     ROOT,
-    config_has_observability,
     config_text,
     containers,
     named,
     render,
-    servable_config,
 )
 from tests.support.servers import PostgresInfo, S3Info, free_port
 
@@ -70,7 +68,7 @@ class Pod:
         (container,) = containers(named(objects, "Deployment", deployment))
         config = workdir / "etc" / "lakehouse.toml"
         config.parent.mkdir(parents=True)
-        config.write_text(servable_config(config_text(objects)))
+        config.write_text(config_text(objects))
         self.port = port or free_port()
         self.workdir = workdir
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
@@ -89,10 +87,9 @@ class Pod:
             "LAKEHOUSE_SERVER__DRAIN_DELAY_S": "0",
             **extra,
         }
-        self.metrics_port = 0
-        if config_has_observability():  # every pod has 9464 to itself; processes on one machine do not
-            self.metrics_port = free_port()
-            env["LAKEHOUSE_OBSERVABILITY__METRICS_PORT"] = str(self.metrics_port)
+        # Every pod has 9464 to itself; processes on one machine do not.
+        self.metrics_port = free_port()
+        env["LAKEHOUSE_OBSERVABILITY__METRICS_PORT"] = str(self.metrics_port)
         self.env = env
         self.readiness = container["readinessProbe"]["grpc"]["service"]
         self._log = workdir / "pod.log"
@@ -180,9 +177,10 @@ def test_a_storage_pod_serves_its_s3_bucket_to_the_admin_token_only(
         listed = stub.ListBuckets(storage_service_pb2.ListBucketsRequest(), timeout=10, metadata=token)
     assert [(b.name, b.uri) for b in listed.buckets] == [("default", "s3://lakehouse-tables/default")]
     assert secret["LAKEHOUSE_ADMIN_TOKEN"] not in pod.log
-    if pod.metrics_port:  # the port the pod template names "metrics", once the server serves it
-        with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/metrics", timeout=10) as scraped:
-            assert scraped.status == 200
+    # The port the pod template names "metrics" (0.0.0.0 in the pod, so Prometheus can scrape it).
+    with urllib.request.urlopen(f"http://127.0.0.1:{pod.metrics_port}/metrics", timeout=10) as scraped:
+        metrics = scraped.read().decode()
+    assert 'lakehouse_rpc_requests_total{code="UNAUTHENTICATED",method="ListBuckets",service="storage"}' in metrics
     assert pod.stop() == 0, pod.log
 
 
