@@ -27,6 +27,7 @@ from tests.conftest import fresh_postgres_url
 from tests.deploy.manifests import (
     DEPLOY,
     ROOT,
+    SERVICES,
     config_text,
     containers,
     named,
@@ -74,6 +75,9 @@ class Pod:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LAKEHOUSE_", "AWS_"))}
         for entry in container["env"]:
             ref = entry.get("valueFrom", {}).get("secretKeyRef")
+            if ref and ref["key"] not in secret:
+                assert ref.get("optional"), f"the Secret lacks {ref['key']}, which {deployment} requires"
+                continue  # as the kubelet does: an optional key that is missing leaves the variable unset
             env[entry["name"]] = secret[ref["key"]] if ref else entry["value"]
         env |= {
             # What the image sets (deploy/Dockerfile ENV) ...
@@ -204,9 +208,10 @@ def test_a_catalog_pod_is_ready_on_postgresql_and_drains_on_sigterm(
 def test_prod_pods_form_a_mesh_over_postgresql_and_s3(
     start_pod: Callable[..., Pod], secret: dict[str, str], tmp_path: Path, s3: S3Info
 ) -> None:
-    """Storage, catalog and query as three pods that find each other through [mesh] and trust each
-    other through the shared mesh token: ingest, SQL and a Flight download through the query edge."""
-    ports = {name: free_port() for name in ("storage", "catalog", "query")}
+    """Storage, catalog, query and chat as four pods that find each other through [mesh] and trust
+    each other through the shared mesh token: ingest, SQL and a Flight download through the query
+    edge, and the chat edge writing its session log into the query pod on its own behalf."""
+    ports = {name: free_port() for name in SERVICES}  # vector and memory are named but not started
     flight_port = free_port()
     pods = {
         "storage": start_pod("storage", ports["storage"], peers=ports),
@@ -220,6 +225,7 @@ def test_prod_pods_form_a_mesh_over_postgresql_and_s3(
             LAKEHOUSE_SERVER__FLIGHT_PORT=str(flight_port),
             LAKEHOUSE_SERVER__FLIGHT_ADVERTISE=f"grpc+tcp://127.0.0.1:{flight_port}",
         ),
+        "chat": start_pod("chat", ports["chat"], peers=ports, LAKEHOUSE_CHAT__SESSION_FLUSH_S="0.2"),
     }
     env = {
         **pods["query"].env,
@@ -240,8 +246,16 @@ def test_prod_pods_form_a_mesh_over_postgresql_and_s3(
     assert pq.read_table(tmp_path / "workers.parquet").column("name").to_pylist() == ["Ada", "Grace", "Edsger"]
     objects = boto3.client("s3", **s3.client_kwargs()).list_objects_v2(Bucket="lakehouse-tables", Prefix="default/")
     assert any(o["Key"].endswith(".parquet") for o in objects.get("Contents", [])), "the table lives in S3"
-    for pod in pods.values():
-        assert pod.stop() == 0, pod.log
+
+    # No provider is configured, so the chat pod refuses the call, and logs it in chat_sessions.
+    chatted = _cli({**env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['chat']}"}, "chat", "hello")
+    assert chatted.returncode != 0 and "FAILED_PRECONDITION" in chatted.stderr, chatted.stderr
+    assert pods["chat"].stop() == 0, pods["chat"].log  # draining flushes the session log
+    logged = _cli(env, "sql", "SELECT method, code FROM chat_sessions")
+    assert logged.returncode == 0, logged.stderr + pods["chat"].log
+    assert "FAILED_PRECONDITION" in logged.stdout, logged.stdout
+    for name in ("query", "catalog", "storage"):
+        assert pods[name].stop() == 0, pods[name].log
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
