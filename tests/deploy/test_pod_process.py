@@ -21,6 +21,7 @@ import grpc
 import psycopg
 import pyarrow.parquet as pq
 import pytest
+from pymilvus import MilvusClient
 
 from lakehouse.storage.v1 import storage_service_pb2, storage_service_pb2_grpc
 from tests.conftest import fresh_postgres_url
@@ -33,6 +34,7 @@ from tests.deploy.manifests import (
     named,
     render,
 )
+from tests.support.milvus import MilvusServerInfo
 from tests.support.servers import PostgresInfo, S3Info, free_port
 
 READY_TIMEOUT_S = 60.0
@@ -287,3 +289,38 @@ def test_the_dev_pod_runs_every_service_in_one_process_on_its_volume(tmp_path: P
     assert (data / "catalog.db").is_file(), "the catalog in SQLite"
     assert (data / "buckets" / "default").is_dir(), "the default bucket"
     assert any((data / "vector" / "milvus-lite").iterdir()), "Milvus Lite's files"
+
+
+def test_a_prod_vector_pod_embeds_on_the_cpu_and_stores_in_a_milvus_server(
+    start_pod: Callable[..., Pod], secret: dict[str, str], milvus_server: MilvusServerInfo
+) -> None:
+    ports = {name: free_port() for name in SERVICES}
+    start_pod("storage", ports["storage"], peers=ports)
+    start_pod("catalog", ports["catalog"], peers=ports)
+    start_pod("query", ports["query"], peers=ports)
+    vector = start_pod(
+        "vector",
+        ports["vector"],
+        peers=ports,
+        # On a cluster: the Milvus Service of the prod config and the model baked into the image.
+        LAKEHOUSE_VECTOR__URI=milvus_server.uri,
+        LAKEHOUSE_VECTOR__EMBEDDER__MODEL_DIR=str(ROOT / "data" / "models" / "all-minilm-l6-v2"),
+    )
+    env = {
+        **vector.env,
+        "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['vector']}",
+        "LAKEHOUSE_TOKEN": secret["LAKEHOUSE_ADMIN_TOKEN"],
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
+    del env["LAKEHOUSE_CONFIG"]
+    shown = _cli(env, "embedder")
+    assert shown.returncode == 0 and "CPUExecutionProvider" in shown.stdout, shown.stdout + shown.stderr
+    name = f"notes_{secrets.token_hex(4)}"  # the Milvus server is shared by the session
+    created = _cli(env, "collections", "create", name)
+    assert created.returncode == 0, created.stderr + vector.log
+    listed = _cli(env, "collections", "list")
+    assert listed.returncode == 0 and name in listed.stdout, listed.stderr
+    assert vector.stop() == 0, vector.log
+    in_milvus = MilvusClient(uri=milvus_server.uri).list_collections()
+    assert any(name in physical for physical in in_milvus), in_milvus
