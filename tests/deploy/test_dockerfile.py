@@ -7,9 +7,11 @@ import json
 import os
 import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -278,3 +280,94 @@ def test_the_image_scripts_are_executable() -> None:
     """COPY keeps the mode the build context has; the entrypoint and HEALTHCHECK run them directly."""
     for script in ("lakehouse-serve", "lakehouse-healthcheck"):
         assert os.access(DEPLOY / "image" / script, os.X_OK), script
+
+
+def _uv() -> str:
+    uv = Path(sys.executable).parent / "uv"  # the Makefile installs the pinned uv into .venv
+    assert uv.is_file(), "uv is missing from the environment: run make install"
+    return str(uv)
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtual environment installed the way the Dockerfile's build stage installs /opt/venv:
+    runtime dependencies only, hash-checked against the lock, then the project without dependencies.
+    Offline, from the cache `make install` filled."""
+    venv = tmp_path_factory.mktemp("image") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    install = [_uv(), "pip", "install", "--offline", "--quiet", "--python", python]
+    for args in (
+        ["--require-hashes", "-r", "pyproject.toml", "-c", "requirements.lock"],
+        ["--no-deps", "--build-constraints", "requirements.lock", "."],
+    ):
+        done = subprocess.run([*install, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+    return venv
+
+
+def test_the_images_dependency_set_leaves_out_the_test_tools(image_venv: Path) -> None:
+    done = subprocess.run(
+        [_uv(), "pip", "list", "--python", str(image_venv / "bin" / "python"), "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    installed = {entry["name"] for entry in json.loads(done.stdout)}
+    assert {"lakehouse-mesh", "onnxruntime-gpu", "milvus-lite", "duckdb"} <= installed
+    assert not installed & {"pytest", "mypy", "ruff", "moto", "milvus", "kubernetes-validate", "hypothesis"}
+
+
+def test_the_images_dependency_set_serves_every_service(image_venv: Path, tmp_path: Path) -> None:
+    """The image's entrypoint and default config on the image's dependency set alone: a runtime
+    import of something only the test tools bring in fails here, not in a pod."""
+    port, flight_port, metrics_port = (_free_port() for _ in range(3))
+    token = "image-admin-token"
+    env = {
+        "PATH": f"{image_venv / 'bin'}{os.pathsep}/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LAKEHOUSE_CONFIG": str(DEPLOY / "image" / "lakehouse.toml"),
+        "LAKEHOUSE_ADMIN_TOKEN": token,
+        # What differs from the image: ports, the /data volume, the model baked into /opt.
+        "LAKEHOUSE_SERVER__PORT": str(port),
+        "LAKEHOUSE_SERVER__FLIGHT_PORT": str(flight_port),
+        "LAKEHOUSE_OBSERVABILITY__METRICS_PORT": str(metrics_port),
+        "LAKEHOUSE_SERVER__DATA_DIR": str(tmp_path / "data"),
+        "LAKEHOUSE_VECTOR__EMBEDDER__MODEL_DIR": str(ROOT / "data" / "models" / "all-minilm-l6-v2"),
+    }
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            ["sh", str(DEPLOY / "image" / "lakehouse-serve")], env=env, cwd=tmp_path, stdout=out, stderr=out
+        )
+    try:
+        python = str(image_venv / "bin" / "python")
+        check = [python, str(DEPLOY / "image" / "lakehouse-healthcheck")]
+        for _ in range(120):
+            assert server.poll() is None, log.read_text()
+            if subprocess.run(check, env=env, capture_output=True, timeout=30, check=False).returncode == 0:
+                break
+            time.sleep(0.5)
+        for service in ("storage", "catalog", "query", "vector", "chat"):
+            full = f"lakehouse.{service}.v1.{service.capitalize()}Service"
+            assert subprocess.run([*check, full], env=env, capture_output=True, timeout=30).returncode == 0, full
+        client = {**env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{port}", "LAKEHOUSE_TOKEN": token, "NO_COLOR": "1"}
+        for command in (["sql", "SELECT 42 AS answer"], ["embed", "an image without test tools"]):
+            done = subprocess.run(
+                ["lakehouse", *command], env=client, capture_output=True, text=True, timeout=120, check=False
+            )
+            assert done.returncode == 0, done.stderr + log.read_text()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
