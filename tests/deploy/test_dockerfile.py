@@ -302,7 +302,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ["--no-deps", "--build-constraints", "requirements.lock", "."],
     ):
         done = subprocess.run([*install, *args], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, f"{done.stderr}\n(offline: uv's cache must hold the wheels; make install fills it)"
     return venv
 
 
