@@ -380,6 +380,8 @@ def test_gpu_puts_only_the_vector_pods_on_gpus_and_demands_cuda(tmp_path: Path) 
             assert container["image"].split(":")[0].endswith("lakehouse-mesh-gpu")
             tolerations = deployment["spec"]["template"]["spec"]["tolerations"]
             assert any(t["key"] == "nvidia.com/gpu" for t in tolerations)
+            # A surge pod would wait for a GPU the old pods hold: updates replace pods in place.
+            assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
         else:
             assert gpus is None, label(deployment)
             assert container["image"].split(":")[0].endswith("lakehouse-mesh"), label(deployment)
