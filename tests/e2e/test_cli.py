@@ -26,9 +26,7 @@ def test_health_lists_every_service(cli: Cli) -> None:
     out = ok(cli("health"))
     assert row(out, "(overall)", "SERVING")
     for label in SERVICE_LABELS:
-        # Services whose server is not in this release have no health entry.
-        expected = "SERVING" if label != "memory" else "NOT_FOUND"
-        assert row(out, label, expected), out
+        assert row(out, label, "SERVING"), out
 
 
 def test_whoami_without_auth_is_the_local_admin(cli: Cli) -> None:

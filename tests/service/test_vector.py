@@ -1,6 +1,6 @@
 """The vector service as its callers meet it: embeddings, collections, vectors, multi-collection
-search, the playbook (through a memory service answering LookupPlaybook on its own port) and agent
-profiles, on the embedded Milvus Lite and the real embedding model.
+search, the playbook (recorded in the mesh's own memory service, looked up through its stub) and
+agent profiles, on the embedded Milvus Lite and the real embedding model.
 
 One mesh serves the whole module (starting Milvus Lite and loading the model take seconds); every
 test works in collections of its own.
@@ -35,6 +35,7 @@ from lakehouse.client.errors import (
     PermissionDeniedError,
     UnavailableError,
 )
+from lakehouse.client.memory import AsyncMemoryClient
 from lakehouse.client.vector import (
     AsyncVectorClient,
     index_spec,
@@ -46,7 +47,6 @@ from lakehouse.client.vector import (
 from lakehouse.server.common.config import EmbedderConfig, MeshConfig, TokenConfig, VectorConfig
 from lakehouse.server.vector.servicer import SERVICE
 from lakehouse.vector.v1 import vector_service_pb2 as pb
-from tests.support.memory_stub import MemoryStubServer, PlaybookMemory, cosine_distance
 from tests.support.mesh import Backends, RunningMesh, make_config, start_mesh
 from tests.support.servers import free_port
 
@@ -85,29 +85,22 @@ TOKENS = (
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def memory() -> AsyncIterator[MemoryStubServer]:
-    server = await MemoryStubServer().start()
-    yield server
-    await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def mesh(tmp_path_factory: pytest.TempPathFactory, memory: MemoryStubServer) -> AsyncIterator[RunningMesh]:
+async def mesh(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningMesh]:
     if not (MODEL_DIR / "manifest.json").is_file():
         pytest.fail(f"no prepared embedding model at {MODEL_DIR}: run `make model`")
     config = make_config(tmp_path_factory.mktemp("vector") / "data", Backends(tokens=TOKENS))
-    config = replace(
-        config,
-        mesh=MeshConfig(memory=memory.address),
-        vector=VectorConfig(
-            max_batch=MAX_BATCH,
-            max_k=MAX_K,
-            embedder=EmbedderConfig(model_dir=str(MODEL_DIR), max_texts=MAX_TEXTS),
-        ),
-    )
+    config = replace(config, vector=vector_config())
     running = await start_mesh(config, None, ADMIN)
     yield running
     await running.stop()
+
+
+def vector_config() -> VectorConfig:
+    return VectorConfig(
+        max_batch=MAX_BATCH,
+        max_k=MAX_K,
+        embedder=EmbedderConfig(model_dir=str(MODEL_DIR), max_texts=MAX_TEXTS),
+    )
 
 
 def vectors_as(mesh: RunningMesh, token: str) -> AsyncVectorClient:
@@ -125,10 +118,9 @@ def admin(mesh: RunningMesh) -> AsyncVectorClient:
 
 
 @pytest.fixture
-def stub(memory: MemoryStubServer) -> PlaybookMemory:
-    memory.memory.entries.clear()
-    memory.memory.failure = None
-    return memory.memory
+def memory(mesh: RunningMesh) -> AsyncMemoryClient:
+    """The mesh's memory service, where the playbook's answers are recorded."""
+    return AsyncMemoryClient(mesh.channel, timeout_s=60, metadata=token_metadata(ADMIN))
 
 
 async def refused(call: Awaitable[Any], error: type[T], reason: str, field: str | None = None) -> T:
@@ -535,90 +527,117 @@ async def test_search_refuses_what_cannot_be_answered(admin: AsyncVectorClient, 
 
 # -- the playbook ----------------------------------------------------------------------------------
 
+QUERY = "Which meeting rooms are free on Friday afternoon?"
+CLOSE_QUERY = "Which meeting rooms are available on Friday afternoon?"
+DISTANT_QUERY = "How do I bake sourdough bread at home?"
+
+
+def cosine_distance(a: list[float], b: list[float]) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(1.0 - x @ y / (np.linalg.norm(x) * np.linalg.norm(y)))
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def exact(mesh: RunningMesh) -> str:
-    """COSINE vectors of the model's dimension whose distances to E0 are 0, 0.2, 0.3 and 1."""
+async def query_vector(mesh: RunningMesh) -> list[float]:
+    """QUERY as the model embeds it: the playbook compares recorded queries with it."""
+    return await embedded(vectors_as(mesh, ADMIN), QUERY)
+
+
+def around(query: list[float], x: float, y: float) -> list[float]:
+    """A unit vector in the plane of `query` and an axis orthogonal to it, so its cosine distance
+    to `query` is known exactly (1 - x for a unit (x, y))."""
+    u = np.asarray(query, dtype=np.float64)
+    u /= np.linalg.norm(u)
+    w = np.asarray(plane(0, 1), dtype=np.float64)
+    w -= (w @ u) * u
+    w /= np.linalg.norm(w)
+    return (x * u + y * w).tolist()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def exact(mesh: RunningMesh, query_vector: list[float]) -> str:
+    """COSINE vectors of the model's dimension whose distances to QUERY are 0, 0.2, 0.3 and 1."""
     v = vectors_as(mesh, ADMIN)
     await v.create_collection("exact", dimension=DIMENSION)
     await v.upsert_vectors(
         "exact",
         [
-            vector_record("same", E0, text="same"),
-            vector_record("near", plane(0.8, 0.6), text="near"),
-            vector_record("mid", plane(0.7, math.sqrt(0.51)), text="mid"),
-            vector_record("far", plane(0, 1), text="far"),
+            vector_record("same", around(query_vector, 1, 0), text="same"),
+            vector_record("near", around(query_vector, 0.8, 0.6), text="near"),
+            vector_record("mid", around(query_vector, 0.7, math.sqrt(0.51)), text="mid"),
+            vector_record("far", around(query_vector, 0, 1), text="far"),
         ],
     )
     return "exact"
 
 
 async def test_the_playbook_boosts_recorded_answers_by_their_score(
-    admin: AsyncVectorClient, exact: str, stub: PlaybookMemory
+    admin: AsyncVectorClient, exact: str, memory: AsyncMemoryClient, query_vector: list[float]
 ) -> None:
-    query = E0
-    plain = await admin.search(exact, vector=query)
+    plain = await admin.search(exact, vector=query_vector)
     assert [(h.id, round(h.distance, 5)) for h in plain.hits] == [("same", 0), ("near", 0.2), ("mid", 0.3), ("far", 1)]
     assert not any(h.HasField("playbook") for h in plain.hits)
+    close = cosine_distance(query_vector, await embedded(admin, CLOSE_QUERY))
+    distant = cosine_distance(query_vector, await embedded(admin, DISTANT_QUERY))
+    assert 0.01 < close < 0.5 < distant
 
-    # Recorded for this very query (distance 0) with score 0.5: 1 * (1 - 0.5 * 0.5) = 0.75.
-    far = stub.record("the query", query, exact, "far", 0.5)
-    # Recorded for a query 0.3 away (within the 0.5 boost threshold) with score 1: 0.3 * 0.5 = 0.15,
+    # Recorded for this very query (distance 0) with score 0.5: 1 * (1 - 0.5 * 0.5) = 0.75. Recorded
+    # in the default namespace with no role: what a search with the playbook's defaults looks up.
+    far = (await memory.record_playbook("playbook", QUERY, exact, "far", 0.5)).entry
+    # Recorded for a close query (within the 0.5 boost threshold) with score 1: 0.3 * 0.5 = 0.15,
     # which moves it ahead of "near".
-    mid = stub.record("a close query", plane(0.7, math.sqrt(0.51)), exact, "mid", 1.0)
-    # An entry 0.6 away from the query does nothing.
-    stub.record("a distant query", plane(0.4, math.sqrt(0.84)), exact, "near", 1.0)
+    mid = (await memory.record_playbook("playbook", CLOSE_QUERY, exact, "mid", 1.0)).entry
+    # An entry more than 0.5 away from the query does nothing.
+    await memory.record_playbook("playbook", DISTANT_QUERY, exact, "near", 1.0)
 
-    boosted = await admin.search(exact, vector=query, playbook=playbook())
+    boosted = await admin.search(exact, vector=query_vector, playbook=playbook())
     assert [h.id for h in boosted.hits] == ["same", "mid", "near", "far"]
     assert [h.distance for h in boosted.hits] == pytest.approx([0, 0.15, 0.2, 0.75], abs=1e-5)
     got = {h.id: h for h in boosted.hits}
     effect = got["far"].playbook
-    assert (effect.action, effect.entry_id, effect.recorded_query) == (pb.PLAYBOOK_ACTION_BOOSTED, far.id, "the query")
+    assert (effect.action, effect.entry_id, effect.recorded_query) == (pb.PLAYBOOK_ACTION_BOOSTED, far.id, QUERY)
     assert (effect.score, effect.distance_before) == (pytest.approx(0.5), pytest.approx(1.0, abs=1e-5))
     assert effect.query_distance == pytest.approx(0, abs=1e-5)
     assert (got["mid"].playbook.entry_id, got["mid"].playbook.action) == (mid.id, pb.PLAYBOOK_ACTION_BOOSTED)
-    assert got["mid"].playbook.query_distance == pytest.approx(0.3, abs=1e-5)
+    assert got["mid"].playbook.query_distance == pytest.approx(close, abs=1e-4)
     assert got["mid"].playbook.distance_before == pytest.approx(0.3, abs=1e-5)
     assert not got["same"].HasField("playbook") and not got["near"].HasField("playbook")
 
-    # The lookup asked for the default namespace and the caller's role, within the larger threshold.
-    lookup = stub.lookups[-1]
-    assert (lookup.namespace, lookup.role, lookup.max_distance) == ("playbook", "", pytest.approx(0.5))
-
     # max_distance applies after the boost: 0.75 passes a 0.8 limit that 1.0 would not.
-    limited = await admin.search(exact, vector=query, playbook=playbook(), max_distance=0.8)
+    limited = await admin.search(exact, vector=query_vector, playbook=playbook(), max_distance=0.8)
     assert [h.id for h in limited.hits] == ["same", "mid", "near", "far"]
-    # A boost threshold below 0.3 leaves the entry of "mid" out.
-    tight = await admin.search(exact, vector=query, playbook=playbook(boost_threshold=0.25))
+    # A boost threshold below the close query's distance leaves the entry of "mid" out.
+    tight = await admin.search(exact, vector=query_vector, playbook=playbook(boost_threshold=close - 0.005))
     assert {h.id: round(h.distance, 4) for h in tight.hits} == {"same": 0, "near": 0.2, "mid": 0.3, "far": 0.75}
 
 
 async def test_the_playbook_is_not_consulted_when_off(
-    admin: AsyncVectorClient, exact: str, stub: PlaybookMemory
+    admin: AsyncVectorClient, exact: str, memory: AsyncMemoryClient, query_vector: list[float]
 ) -> None:
-    stub.record("the query", E0, exact, "far", 1.0)
-    asked = len(stub.lookups)
-    found = await admin.search(exact, vector=E0)
-    assert len(stub.lookups) == asked
+    await memory.record_playbook("pb-off", QUERY, exact, "far", 1.0)
+    found = await admin.search(exact, vector=query_vector)
     assert not any(h.HasField("playbook") for h in found.hits)
+    assert {h.id: round(h.distance, 4) for h in found.hits}["far"] == 1
+    on = await admin.search(exact, vector=query_vector, playbook=playbook("pb-off"))
+    assert {h.id: round(h.distance, 4) for h in on.hits}["far"] == 0.5
 
 
 async def test_a_close_paraphrase_injects_the_recorded_answer(
-    admin: AsyncVectorClient, texts: tuple[str, str], stub: PlaybookMemory
+    admin: AsyncVectorClient, texts: tuple[str, str], memory: AsyncMemoryClient
 ) -> None:
     recorded = "how can I reach customer support?"
     paraphrase = "how do I contact customer support?"
     unrelated = "what will the weather be like in Paris tomorrow?"
     vectors = {t: await embedded(admin, t) for t in (recorded, paraphrase, unrelated)}
-    close = cosine_distance(np.asarray(vectors[recorded]), np.asarray(vectors[paraphrase]))
-    assert close <= 0.2 and cosine_distance(np.asarray(vectors[recorded]), np.asarray(vectors[unrelated])) > 0.5
+    close = cosine_distance(vectors[recorded], vectors[paraphrase])
+    assert close <= 0.2 and cosine_distance(vectors[recorded], vectors[unrelated]) > 0.5
     # The answer that worked is the shipping article, far from the question in meaning.
-    entry = stub.record(recorded, vectors[recorded], "articles", "shipping", 0.9, role="agent")
+    entry = (await memory.record_playbook("pb-inject", recorded, "articles", "shipping", 0.9, role="agent")).entry
     plain = await admin.search(list(texts), text=paraphrase, k=2)
     assert ("articles", "shipping") not in ids(plain)
+    options = playbook("pb-inject", role="agent")
 
-    found = await admin.search(list(texts), text=paraphrase, k=2, playbook=playbook(role="agent"))
+    found = await admin.search(list(texts), text=paraphrase, k=2, playbook=options)
     first = found.hits[0]
     assert (first.collection, first.id, first.text) == ("articles", "shipping", ARTICLES["shipping"])
     assert first.distance == pytest.approx(close, abs=1e-4)
@@ -629,62 +648,75 @@ async def test_a_close_paraphrase_injects_the_recorded_answer(
     assert len(found.hits) == 2 and ids(found)[1] == ids(plain)[0]
 
     # An unrelated question gets nothing from the playbook.
-    other = await admin.search(list(texts), text=unrelated, k=2, playbook=playbook(role="agent"))
+    other = await admin.search(list(texts), text=unrelated, k=2, playbook=options)
     assert not any(h.HasField("playbook") for h in other.hits)
     # Exclusions hold for injections too.
-    excluded = await admin.search(
-        list(texts), text=paraphrase, k=2, playbook=playbook(role="agent"), exclude_ids=["shipping"]
-    )
+    excluded = await admin.search(list(texts), text=paraphrase, k=2, playbook=options, exclude_ids=["shipping"])
     assert ("articles", "shipping") not in ids(excluded)
     # A filter holds for injections too: what the search filters out is never injected.
-    filtered = await admin.search(
-        list(texts), text=paraphrase, k=2, playbook=playbook(role="agent"), filter='kind == "post"'
-    )
+    filtered = await admin.search(list(texts), text=paraphrase, k=2, playbook=options, filter='kind == "post"')
     assert ("articles", "shipping") not in ids(filtered) and all(h.collection == "posts" for h in filtered.hits)
-    kept = await admin.search(
-        list(texts), text=paraphrase, k=2, playbook=playbook(role="agent"), filter='kind == "article"'
-    )
+    kept = await admin.search(list(texts), text=paraphrase, k=2, playbook=options, filter='kind == "article"')
     assert ids(kept)[0] == ("articles", "shipping") and kept.hits[0].playbook.action == pb.PLAYBOOK_ACTION_INJECTED
     # An answer in a collection that is not searched is not injected.
-    posts_only = await admin.search("posts", text=paraphrase, k=2, playbook=playbook(role="agent"))
+    posts_only = await admin.search("posts", text=paraphrase, k=2, playbook=options)
     assert not any(h.HasField("playbook") for h in posts_only.hits)
     # A tighter inject threshold than the paraphrase's distance injects nothing.
     tight = await admin.search(
-        list(texts), text=paraphrase, k=2, playbook=playbook(role="agent", inject_threshold=close / 2)
+        list(texts), text=paraphrase, k=2, playbook=playbook("pb-inject", role="agent", inject_threshold=close / 2)
     )
     assert ids(tight) == ids(plain)
 
 
 async def test_recorded_answers_never_cross_roles(
-    admin: AsyncVectorClient, texts: tuple[str, str], exact: str, stub: PlaybookMemory
+    admin: AsyncVectorClient,
+    texts: tuple[str, str],
+    exact: str,
+    memory: AsyncMemoryClient,
+    query_vector: list[float],
 ) -> None:
     question = "how long does shipping to Canada take?"
-    stub.record(question, await embedded(admin, question), "articles", "hours", 1.0, role="billing")
-    stub.record("the query", E0, exact, "far", 1.0, role="billing")
+    await memory.record_playbook("pb-roles", question, "articles", "hours", 1.0, role="billing")
+    await memory.record_playbook("pb-roles", QUERY, exact, "far", 1.0, role="billing")
     for role in ("", "support"):
-        found = await admin.search(list(texts), text=question, k=2, playbook=playbook(role=role))
+        found = await admin.search(list(texts), text=question, k=2, playbook=playbook("pb-roles", role=role))
         assert not any(h.HasField("playbook") for h in found.hits), role
-        boosted = await admin.search(exact, vector=E0, playbook=playbook(role=role))
+        boosted = await admin.search(exact, vector=query_vector, playbook=playbook("pb-roles", role=role))
         assert not any(h.HasField("playbook") for h in boosted.hits), role
-    billing = await admin.search(list(texts), text=question, k=2, playbook=playbook(role="billing"))
+    billing = await admin.search(list(texts), text=question, k=2, playbook=playbook("pb-roles", role="billing"))
     assert billing.hits[0].id == "hours" and billing.hits[0].playbook.action == pb.PLAYBOOK_ACTION_INJECTED
-    boosted = await admin.search(exact, vector=E0, playbook=playbook(role="billing"))
+    boosted = await admin.search(exact, vector=query_vector, playbook=playbook("pb-roles", role="billing"))
     assert {h.id: h.distance for h in boosted.hits}["far"] == pytest.approx(0.5, abs=1e-5)
 
 
 async def test_a_memory_service_that_cannot_answer_fails_only_playbook_searches(
-    admin: AsyncVectorClient, exact: str, stub: PlaybookMemory
+    tmp_path: Path, admin: AsyncVectorClient, exact: str, query_vector: list[float]
 ) -> None:
-    for failure in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
-        stub.failure = failure
-        error = await refused(
-            admin.search(exact, vector=E0, playbook=playbook()), UnavailableError, "MEMORY_UNAVAILABLE"
-        )
-        assert failure.name in error.message and error.retry_delay_s is not None
-        assert len((await admin.search(exact, vector=E0)).hits) == 4
-    stub.failure = None
+    # A vector service whose [mesh] memory address answers UNIMPLEMENTED for everything (a gRPC
+    # server with no services), then nothing at all (the server gone).
+    empty = grpc.aio.server()
+    port = empty.add_insecure_port("127.0.0.1:0")
+    await empty.start()
+    config = make_config(tmp_path / "data", Backends())
+    config = replace(config, mesh=MeshConfig(memory=f"127.0.0.1:{port}"), vector=vector_config())
+    lone = await start_mesh(config, ("storage", "catalog", "query", "vector"))
+    try:
+        v = vectors_as(lone, "")
+        await v.create_collection("exact", dimension=DIMENSION)
+        await v.upsert_vectors("exact", [vector_record("same", query_vector)])
+        for failure in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
+            if failure == grpc.StatusCode.UNAVAILABLE:
+                await empty.stop(0)
+            error = await refused(
+                v.search(exact, vector=query_vector, playbook=playbook()), UnavailableError, "MEMORY_UNAVAILABLE"
+            )
+            assert failure.name in error.message and error.retry_delay_s is not None
+            assert len((await v.search(exact, vector=query_vector)).hits) == 1
+    finally:
+        await lone.stop()
+        await empty.stop(0)
     await refused(
-        admin.search(exact, vector=E0, playbook=playbook(boost_threshold=-1)),
+        admin.search(exact, vector=query_vector, playbook=playbook(boost_threshold=-1)),
         InvalidArgumentError,
         "INVALID_THRESHOLD",
         "playbook.boost_threshold",
@@ -720,7 +752,7 @@ async def agent(mesh: RunningMesh) -> AsyncVectorClient:
 
 
 async def test_an_agent_reaches_only_the_collections_of_its_profile(
-    agent: AsyncVectorClient, stub: PlaybookMemory
+    agent: AsyncVectorClient, memory: AsyncMemoryClient
 ) -> None:
     found = await agent.search(AGENT_COLLECTION, vector=E0)
     assert ids(found) == [(AGENT_COLLECTION, "ok")]
@@ -739,7 +771,7 @@ async def test_an_agent_reaches_only_the_collections_of_its_profile(
         error = await refused(call, PermissionDeniedError, "COLLECTION_NOT_ALLOWED")
         assert AGENT_COLLECTION in error.message and "secret" not in error.metadata.get("allowed", "")
 
-    stub.record("q", E0, AGENT_COLLECTION, "ok", 1.0)
+    await memory.record_playbook(AGENT_NAMESPACE, "q", AGENT_COLLECTION, "ok", 1.0)
     await refused(
         agent.search(AGENT_COLLECTION, vector=E0, playbook=playbook("someone-elses")),
         PermissionDeniedError,
@@ -750,9 +782,13 @@ async def test_an_agent_reaches_only_the_collections_of_its_profile(
         PermissionDeniedError,
         "NAMESPACE_NOT_ALLOWED",
     )
-    allowed = await agent.search(AGENT_COLLECTION, vector=E0, playbook=playbook(AGENT_NAMESPACE))
+    q = await embedded(agent, "q")
+    plain = await agent.search(AGENT_COLLECTION, vector=q)
+    allowed = await agent.search(AGENT_COLLECTION, vector=q, playbook=playbook(AGENT_NAMESPACE))
     assert ids(allowed) == [(AGENT_COLLECTION, "ok")]
-    assert stub.lookups[-1].namespace == AGENT_NAMESPACE
+    # The bound namespace's entry applied: the answer recorded for "q" itself is boosted by half.
+    assert allowed.hits[0].playbook.action == pb.PLAYBOOK_ACTION_BOOSTED
+    assert allowed.hits[0].distance == pytest.approx(plain.hits[0].distance * 0.5, abs=1e-5)
 
 
 async def test_agents_and_readers_cannot_write(mesh: RunningMesh, agent: AsyncVectorClient) -> None:

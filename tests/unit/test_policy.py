@@ -128,7 +128,13 @@ def test_key_match_types_values_and_escapes_them_for_delta(tmp_path: Path) -> No
         ("service", "/lakehouse.query.v1.QueryService/Query", False),
         ("service", "/lakehouse.query.v1.QueryService/IngestFile", True),
         ("service", "/lakehouse.query.v1.QueryService/DeleteRows", False),
+        # The memory service keeps its vectors with the mesh's identity.
+        ("service", "/lakehouse.vector.v1.VectorService/UpsertVectors", True),
+        ("service", "/lakehouse.catalog.v1.CatalogService/GetAccessPolicy", True),
+        ("service", "/lakehouse.memory.v1.MemoryService/AddTrace", False),
         ("service", "/lakehouse.catalog.v1.CatalogService/EraseRows", False),
+        ("agent", "/lakehouse.memory.v1.MemoryService/ForgetTraces", False),
+        ("agent", "/lakehouse.memory.v1.MemoryService/Reindex", False),
         ("admin", "/lakehouse.catalog.v1.CatalogService/RecordDenials", True),
         ("writer", "/lakehouse.catalog.v1.CatalogService/RecordDenials", False),
         ("admin", "/lakehouse.catalog.v1.CatalogService/EraseRows", True),

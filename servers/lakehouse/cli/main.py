@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from lakehouse.cli import chat, commands, data, governance, vectors
+from lakehouse.cli import chat, commands, data, governance, memory, vectors
 from lakehouse.cli.index import index, index_status, recall
 from lakehouse.cli.models import models
 from lakehouse.cli.sample import sample_command
@@ -135,7 +135,7 @@ cli.add_command(models)
 cli.add_command(index)
 cli.add_command(index_status)
 cli.add_command(recall)
-for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS, *chat.COMMANDS):
+for command in (*data.COMMANDS, *governance.COMMANDS, *vectors.COMMANDS, *memory.COMMANDS, *chat.COMMANDS):
     cli.add_command(command)
 
 

@@ -1,52 +1,33 @@
-"""Composition root: turns config and a list of service names into a running MeshServer.
-
-Built services get their domain objects; services whose contract exists but whose server is not
-part of this release answer UNIMPLEMENTED with a clear message.
-"""
+"""Composition root: turns config and a list of service names into a running MeshServer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from lakehouse.memory.v1 import memory_service_pb2, memory_service_pb2_grpc
 from lakehouse.server.catalog import servicer as catalog
 from lakehouse.server.chat import servicer as chat
-from lakehouse.server.common.app import MeshServer, ServiceBinding
+from lakehouse.server.common.app import MeshServer
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import SERVICE_NAMES, Config, ConfigError
 from lakehouse.server.common.denials import DenialJournal
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.peers import PeerChannels
-from lakehouse.server.common.unimplemented import unimplemented_servicer
+from lakehouse.server.memory import servicer as memory
 from lakehouse.server.query import servicer as query
 from lakehouse.server.storage import servicer as storage
 from lakehouse.server.vector import servicer as vector
 
-_PENDING = {
-    "memory": (memory_service_pb2, memory_service_pb2_grpc, "MemoryService"),
-}
-
-
-def _pending_binding(name: str) -> ServiceBinding:
-    messages, stubs, service_name = _PENDING[name]
-    descriptor = messages.DESCRIPTOR.services_by_name[service_name]
-    servicer = unimplemented_servicer(
-        getattr(stubs, f"{service_name}Servicer"), descriptor, f"the {name} service is not part of this release"
-    )
-    add = getattr(stubs, f"add_{service_name}Servicer_to_server")
-    return ServiceBinding(
-        name=name, full_name=descriptor.full_name, register=lambda server: add(servicer, server), serving=False
-    )
-
-
 # Peers each built service calls; a peer not hosted here needs an address in [mesh]. The vector
 # service calls memory only for searches with the playbook on, and answers MEMORY_UNAVAILABLE
-# when it cannot be reached, so memory is not required here. Chat retrieves through vector, reads
-# rows and appends its session log through query, and reads policies from the catalog.
+# when it cannot be reached, so memory is not required here. Memory keeps its vectors in the
+# vector service; it reaches it in the background at start, so neither waits for the other. Chat
+# retrieves through vector, reads rows and appends its session log through query, and reads
+# policies from the catalog.
 PEERS = {
     "catalog": ("storage", "query"),
     "query": ("catalog", "storage"),
     "vector": ("catalog", "query"),
+    "memory": ("catalog", "vector"),
     "chat": ("catalog", "query", "vector"),
 }
 
@@ -82,10 +63,10 @@ def build_server(config: Config, services: Sequence[str] = SERVICE_NAMES) -> Mes
             bindings.append(query.build(config, executor, peers, authenticator, denials))
         elif name == "vector":
             bindings.append(vector.build(config, executor, peers, authenticator))
-        elif name == "chat":
-            bindings.append(chat.build(config, executor, peers, authenticator))
+        elif name == "memory":
+            bindings.append(memory.build(config, executor, peers, authenticator))
         else:
-            bindings.append(_pending_binding(name))
+            bindings.append(chat.build(config, executor, peers, authenticator))
 
     async def release() -> None:
         await peers.close()

@@ -30,7 +30,9 @@ class MemoryServiceStub:
 
     Traces live in namespaces (one per agent, team or coordinator). A namespace is created by its
     first trace; each namespace is backed by one vector collection in the vector service, so traces
-    are found by meaning. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
+    are found by meaning. That collection is named memory_<namespace with '-' as '_'>_<8 hex digits
+    of the namespace's SHA-256> and is written by the memory service under the mesh's own identity:
+    agents never reach it through the vector service unless a profile binds it explicitly. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
     with INVALID_ARGUMENT/INVALID_NAMESPACE and a field violation naming the field.
 
     A trace is addressed by (namespace, id): ids are unique across namespaces, and a request whose
@@ -131,7 +133,9 @@ class MemoryServiceServicer:
 
     Traces live in namespaces (one per agent, team or coordinator). A namespace is created by its
     first trace; each namespace is backed by one vector collection in the vector service, so traces
-    are found by meaning. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
+    are found by meaning. That collection is named memory_<namespace with '-' as '_'>_<8 hex digits
+    of the namespace's SHA-256> and is written by the memory service under the mesh's own identity:
+    agents never reach it through the vector service unless a profile binds it explicitly. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
     with INVALID_ARGUMENT/INVALID_NAMESPACE and a field violation naming the field.
 
     A trace is addressed by (namespace, id): ids are unique across namespaces, and a request whose
@@ -231,7 +235,8 @@ class MemoryServiceServicer:
         and merges the hits by distance, closest first. Fails as a whole if any namespace fails.
         Errors: INVALID_ARGUMENT/EMPTY_QUERY, INVALID_ARGUMENT/INVALID_NAMESPACE,
         INVALID_ARGUMENT/INVALID_K, NOT_FOUND/NAMESPACE_NOT_FOUND,
-        PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED.
+        PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED, UNAVAILABLE/VECTORS_REBUILDING (a namespace's
+        collection was lost and is being rebuilt from the stored traces; retry after RetryInfo).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -270,7 +275,8 @@ class MemoryServiceServicer:
         again updates the score, role and tags (last write wins) instead of adding an entry.
         Errors: INVALID_ARGUMENT/INVALID_NAMESPACE, INVALID_ARGUMENT/EMPTY_QUERY,
         INVALID_ARGUMENT/EMPTY_ANSWER_ID, INVALID_ARGUMENT/SCORE_OUT_OF_RANGE,
-        NOT_FOUND/COLLECTION_NOT_FOUND (answer collection), PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED.
+        NOT_FOUND/COLLECTION_NOT_FOUND (answer collection), PERMISSION_DENIED/NAMESPACE_NOT_ALLOWED,
+        PERMISSION_DENIED/COLLECTION_NOT_ALLOWED (an agent naming a collection its profile does not bind).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -409,7 +415,9 @@ class MemoryService:
 
     Traces live in namespaces (one per agent, team or coordinator). A namespace is created by its
     first trace; each namespace is backed by one vector collection in the vector service, so traces
-    are found by meaning. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
+    are found by meaning. That collection is named memory_<namespace with '-' as '_'>_<8 hex digits
+    of the namespace's SHA-256> and is written by the memory service under the mesh's own identity:
+    agents never reach it through the vector service unless a profile binds it explicitly. Namespace names match ^[a-z][a-z0-9_-]{0,62}$; a name that does not fails
     with INVALID_ARGUMENT/INVALID_NAMESPACE and a field violation naming the field.
 
     A trace is addressed by (namespace, id): ids are unique across namespaces, and a request whose

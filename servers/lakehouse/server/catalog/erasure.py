@@ -66,7 +66,10 @@ class DerivedStores(Protocol):
 
     async def forget_traces(
         self, namespace: str, dataset: str, keys: Sequence[str], reason: str, erasure_id: str
-    ) -> int: ...
+    ) -> int | None:
+        """Traces forgotten; namespace "" sweeps every namespace, and answers None when this
+        deployment has no memory service."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -164,10 +167,22 @@ class ErasureService(StoreUnit):
             except Exception as exc:
                 failures.append(_failure(f"{kind} {derivation.target}", exc))
                 continue
-            done.append(DownstreamRecord(kind, derivation.target, count))
+            done.append(DownstreamRecord(kind, derivation.target, count or 0))
+        # Traces name the rows they came from in their metadata (source_dataset, source_key), with
+        # or without a registered derivation: every namespace is swept after the registered ones,
+        # and listed as "*" when it still held some.
+        try:
+            swept = await self._derived.forget_traces("", receipt.dataset, request.keys, request.reason, receipt.id)
+        except Exception as exc:
+            failures.append(_failure("memory_namespace *", exc))
+        else:
+            if swept:
+                done.append(DownstreamRecord("memory_namespace", "*", swept))
         return replace(receipt, downstream=tuple(done)), failures
 
-    async def _delete_derived(self, derivation: DerivationRecord, request: ErasureRequest, erasure_id: str) -> int:
+    async def _delete_derived(
+        self, derivation: DerivationRecord, request: ErasureRequest, erasure_id: str
+    ) -> int | None:
         if derivation.kind == "VECTOR_COLLECTION":
             return await self._derived.delete_vectors(derivation.target, derivation.dataset, request.keys)
         return await self._derived.forget_traces(

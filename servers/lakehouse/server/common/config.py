@@ -425,6 +425,19 @@ class ChatConfig:
 
 
 @pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
+class MemoryConfig:
+    """The memory service: agent memory traces and the playbook."""
+
+    database_url: str = ""
+    """SQLAlchemy URL of the memory database; empty means the catalog's database (its own tables)."""
+    max_content_bytes: int = pydantic.Field(default=65_536, ge=1, le=1_048_576)
+    """Largest trace content, in UTF-8 bytes."""
+    repair_on_start: bool = True
+    """At start, rewrite vectors missing from Milvus (a crash between row and vector, a lost
+    collection) and remove vectors of forgotten traces, in the background."""
+
+
+@pydantic.dataclasses.dataclass(frozen=True, config=_STRICT)
 class Config:
     """The whole of lakehouse.toml."""
 
@@ -446,6 +459,8 @@ class Config:
     """[vector]"""
     chat: ChatConfig = field(default_factory=ChatConfig)
     """[chat]"""
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    """[memory]"""
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
     """[observability]"""
 
@@ -464,6 +479,11 @@ class Config:
     def catalog_url(self) -> str:
         """The catalog database URL with the SQLite default filled in."""
         return self.catalog.url or f"sqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def memory_url(self) -> str:
+        """The memory database URL: [memory] database_url, else the catalog's."""
+        return self.memory.database_url or self.catalog_url
 
     def with_server(self, **changes: Any) -> Config:
         """A copy with [server] fields changed (command-line flags), validated like the file."""

@@ -5,8 +5,10 @@
 - reader: read-only calls, tombstone values excepted (they are the keys of erased rows).
 - agent: read-only calls on the data services plus writing memory; never raw objects, the
   journal or erasure records. Its model profile narrows what it sees further, in each service.
-- service: the mesh's own identity (the mesh token); journals denials and appends the chat
-  session log, nothing else.
+- service: the mesh's own identity (the mesh token); journals denials, appends the chat session
+  log (creating and appending datasets through IngestFile), and the memory service keeps its
+  namespaces' vectors with it (memory collections belong to the memory service, which checks the
+  caller's profile itself), so it may read access policies and use vector collections.
 
 Finer rules that depend on the request (a retention below the minimum, applying tombstones,
 a profile's bindings) are checked by the domain code, which raises the same PERMISSION_DENIED.
@@ -60,6 +62,21 @@ _SERVICE_LOG_WRITES = frozenset(
         "ListBuckets",
     }
 )
+# What the memory service calls on the vector service (and the vector service then asks the catalog).
+_MESH_CALLS = frozenset(
+    {
+        "GetAccessPolicy",
+        "Embed",
+        "GetEmbedderInfo",
+        "CreateCollection",
+        "GetCollection",
+        "DeleteCollection",
+        "UpsertVectors",
+        "DeleteVectors",
+        "GetVectors",
+        "Search",
+    }
+)
 _WRITER_READS = frozenset({"ListTombstones"})
 # Agents read data only through the services that apply their profile: never raw objects.
 _AGENT_HIDDEN = frozenset(
@@ -90,7 +107,7 @@ def may_call(role: str, full_method: str) -> bool:
     if role == "admin":
         return True
     if role == "service":
-        return method in _SERVICE_CALLS or method in _SERVICE_LOG_WRITES or method == "WhoAmI"
+        return method in _SERVICE_CALLS or method in _SERVICE_LOG_WRITES or method in _MESH_CALLS or method == "WhoAmI"
     if method in _SERVICE_CALLS:
         return False
     if role == "writer":

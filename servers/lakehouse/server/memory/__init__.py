@@ -1,0 +1,1 @@
+"""The memory service: versioned agent memory traces and the playbook."""
