@@ -291,9 +291,12 @@ def test_the_dev_pod_runs_every_service_in_one_process_on_its_volume(tmp_path: P
     assert any((data / "vector" / "milvus-lite").iterdir()), "Milvus Lite's files"
 
 
-def test_a_prod_vector_pod_embeds_on_the_cpu_and_stores_in_a_milvus_server(
+def test_prod_vector_and_memory_pods_remember_through_a_milvus_server(
     start_pod: Callable[..., Pod], secret: dict[str, str], milvus_server: MilvusServerInfo
 ) -> None:
+    """The vector pod embeds on the CPU with the configured model and keeps vectors in a Milvus
+    server; the memory pod keeps traces in the catalog's PostgreSQL database and searches them
+    through the vector pod."""
     ports = {name: free_port() for name in SERVICES}
     start_pod("storage", ports["storage"], peers=ports)
     start_pod("catalog", ports["catalog"], peers=ports)
@@ -306,21 +309,40 @@ def test_a_prod_vector_pod_embeds_on_the_cpu_and_stores_in_a_milvus_server(
         LAKEHOUSE_VECTOR__URI=milvus_server.uri,
         LAKEHOUSE_VECTOR__EMBEDDER__MODEL_DIR=str(ROOT / "data" / "models" / "all-minilm-l6-v2"),
     )
+    memory = start_pod("memory", ports["memory"], peers=ports)
     env = {
         **vector.env,
-        "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['vector']}",
         "LAKEHOUSE_TOKEN": secret["LAKEHOUSE_ADMIN_TOKEN"],
         "NO_COLOR": "1",
         "COLUMNS": "200",
     }
     del env["LAKEHOUSE_CONFIG"]
-    shown = _cli(env, "embedder")
+    at_vector = {**env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['vector']}"}
+    shown = _cli(at_vector, "embedder")
     assert shown.returncode == 0 and "CPUExecutionProvider" in shown.stdout, shown.stdout + shown.stderr
     name = f"notes_{secrets.token_hex(4)}"  # the Milvus server is shared by the session
-    created = _cli(env, "collections", "create", name)
+    created = _cli(at_vector, "collections", "create", name)
     assert created.returncode == 0, created.stderr + vector.log
-    listed = _cli(env, "collections", "list")
+    listed = _cli(at_vector, "collections", "list")
     assert listed.returncode == 0 and name in listed.stdout, listed.stderr
-    assert vector.stop() == 0, vector.log
     in_milvus = MilvusClient(uri=milvus_server.uri).list_collections()
     assert any(name in physical for physical in in_milvus), in_milvus
+
+    at_memory = {**env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{ports['memory']}"}
+    namespace = f"ops_{secrets.token_hex(4)}"
+    added = _cli(at_memory, "memory", "add", namespace, "the forklift battery is charged on Mondays")
+    assert added.returncode == 0, added.stderr + memory.log
+    # Prod reads with Bounded consistency: a new vector becomes searchable within Milvus's staleness bound.
+    deadline = time.monotonic() + 60
+    while True:
+        found = _cli(at_memory, "memory", "search", "when is the forklift charged", "--namespace", namespace)
+        if (found.returncode == 0 and "Mondays" in found.stdout) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert found.returncode == 0 and "Mondays" in found.stdout, found.stdout + found.stderr + memory.log
+    assert memory.stop() == 0, memory.log
+    assert vector.stop() == 0, vector.log
+    url = secret["LAKEHOUSE_CATALOG__URL"].replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(url) as conn:  # the memory pod has no database of its own: the catalog's
+        tables = [row[0] for row in conn.execute("SELECT table_name FROM information_schema.tables")]
+    assert any("trace" in table for table in tables), tables
