@@ -350,7 +350,7 @@ def test_the_images_dependency_set_serves_every_service(image_venv: Path, tmp_pa
             if subprocess.run(check, env=env, capture_output=True, timeout=30, check=False).returncode == 0:
                 break
             time.sleep(0.5)
-        for service in ("storage", "catalog", "query", "vector", "chat"):
+        for service in ("storage", "catalog", "query", "vector", "memory", "chat"):
             full = f"lakehouse.{service}.v1.{service.capitalize()}Service"
             assert subprocess.run([*check, full], env=env, capture_output=True, timeout=30).returncode == 0, full
         client = {**env, "LAKEHOUSE_ADDRESS": f"127.0.0.1:{port}", "LAKEHOUSE_TOKEN": token, "NO_COLOR": "1"}

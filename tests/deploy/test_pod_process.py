@@ -282,7 +282,7 @@ def test_the_dev_pod_runs_every_service_in_one_process_on_its_volume(tmp_path: P
         assert shown.returncode == 0 and "int8" in shown.stdout, shown.stdout + shown.stderr
         created = _cli(env, "collections", "create", "notes")
         assert created.returncode == 0, created.stderr
-        for service in ("storage", "catalog", "query", "vector"):
+        for service in ("storage", "catalog", "query", "vector", "memory", "chat"):
             assert pod.probe(f"lakehouse.{service}.v1.{service.capitalize()}Service").returncode == 0, service
         assert pod.stop() == 0, pod.log
     data = tmp_path / "data"  # the PersistentVolume
