@@ -809,6 +809,22 @@ async def test_agents_and_readers_cannot_write(mesh: RunningMesh, agent: AsyncVe
     assert (await writer.get_collection("agent_secret")).row_count == 2
 
 
+async def test_memory_collections_are_written_only_through_the_memory_service(mesh: RunningMesh) -> None:
+    admin, writer = vectors_as(mesh, ADMIN), vectors_as(mesh, WRITER)
+    await admin.create_collection("memory_team_0123abcd", dimension=DIMENSION)
+    for call, field in (
+        (writer.create_collection("memory_mine", dimension=DIMENSION), "collection.name"),
+        (writer.upsert_vectors("memory_team_0123abcd", [vector_record("t", E0)]), "collection"),
+        (writer.delete_vectors("memory_team_0123abcd", ids=["t"]), "collection"),
+        (writer.index_dataset("memory_team_0123abcd", "docs", id_column="id", text_columns=["text"]), "collection"),
+        (writer.delete_collection("memory_team_0123abcd"), "name"),
+    ):
+        error = await refused(call, PermissionDeniedError, "COLLECTION_RESERVED")
+        assert error.message.startswith(f"{field}: collections named memory_*"), error.message
+    assert (await writer.get_collection("memory_team_0123abcd")).row_count == 0  # reading stays open
+    await admin.delete_collection("memory_team_0123abcd")
+
+
 # -- health, backend outages and the command line --------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import numpy as np
 
 from lakehouse.server.common.config import Config
+from lakehouse.server.common.context import current_principal
 from lakehouse.server.common.errors import (
     FailedPrecondition,
     FieldViolation,
@@ -279,6 +280,8 @@ _INDEX_PARAMS: dict[str, tuple[str | None, dict[str, _Param]]] = {
 _CAGRA_DEFAULTS = {"intermediate_graph_degree": 128, "graph_degree": 64}
 _METRICS: tuple[Metric, ...] = ("COSINE", "IP", "L2")
 _FIELD_KINDS: tuple[FieldKind, ...] = ("STRING", "INT64", "DOUBLE", "BOOL")
+MEMORY_COLLECTION_PREFIX = "memory_"
+"""Collections of the memory service, one per namespace (see memory.service.collection_name)."""
 
 
 class VectorService:
@@ -332,6 +335,18 @@ class VectorService:
     async def require_collection(self, name: str, field: str = "collection") -> None:
         await self.require_collections((name,), field)
 
+    def require_writable(self, name: str, field: str = "collection") -> None:
+        """Collections named memory_* belong to the memory service: only it (the mesh identity)
+        and admins write them, so traces cannot be altered around the memory service's records."""
+        role = current_principal().role
+        if name.startswith(MEMORY_COLLECTION_PREFIX) and role not in ("service", "admin"):
+            raise PermissionDenied(
+                f"{field}: collections named {MEMORY_COLLECTION_PREFIX}* hold the memory service's traces; "
+                "write them through the memory service (AddTrace, ForgetTraces)",
+                reason="COLLECTION_RESERVED",
+                metadata={"collection": name[:200]},
+            )
+
     async def _require_namespace(self, namespace: str) -> None:
         policy = await self.policy()
         if policy.restricted and namespace not in policy.memory_namespaces:
@@ -369,6 +384,7 @@ class VectorService:
             await self._embedder.ready()
 
     async def create_collection(self, new: NewCollection) -> CollectionInfo:
+        self.require_writable(new.name, "collection.name")
         spec = await self._collection_spec(new)
         await self._started()
         if spec.index.kind == "GPU_CAGRA" and not self._backend.supports_gpu_index:
@@ -444,6 +460,7 @@ class VectorService:
 
     async def delete_collection(self, name: str) -> None:
         await self.require_collection(name, "name")
+        self.require_writable(name, "name")
         spec = await self._spec(name)
         if self._index_runs.running(name):
             raise FailedPrecondition(
@@ -468,6 +485,7 @@ class VectorService:
 
     async def upsert(self, collection: str, records: Sequence[RecordIn]) -> Upserted:
         await self.require_collection(collection)
+        self.require_writable(collection)
         if len(records) > self._v.max_batch:
             raise invalid_field(
                 "records",
@@ -495,6 +513,7 @@ class VectorService:
 
     async def delete_vectors(self, collection: str, ids: Sequence[str], filter: str) -> int:
         await self.require_collection(collection)
+        self.require_writable(collection)
         if bool(ids) == bool(filter.strip()):
             raise InvalidArgument(
                 "give exactly one of ids and filter",

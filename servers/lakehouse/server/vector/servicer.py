@@ -137,6 +137,7 @@ class VectorServicer(IndexRpcs, pb_grpc.VectorServiceServicer):
         self, request: pb.IndexDatasetRequest, context: Any
     ) -> AsyncIterator[pb.IndexDatasetResponse]:
         await self._vectors.require_collection(request.collection)
+        self._vectors.require_writable(request.collection)
         await self._vectors.ready(embedder=True)
         async for event in super().IndexDataset(request, context):
             yield event
