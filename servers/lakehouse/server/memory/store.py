@@ -10,12 +10,10 @@ the namespace's collection, which is how a crash between the two is found and re
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from lakehouse.server.common import database
 from lakehouse.server.common.errors import Code, LakehouseError, Unavailable
 
 metadata = sa.MetaData()
@@ -225,40 +224,12 @@ def _playbook(row: Any) -> PlaybookRow:
 
 # -- engine ----------------------------------------------------------------------------------------
 
-_READ_ONLY = "lakehouse_read_only"
+_READ_ONLY = database.READ_ONLY
 
 
 def create_memory_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL, full sync (a write is on disk when the call returns),
-    a busy timeout and serialized writers. Statement parameters never appear in errors or logs."""
-    if not url.startswith("sqlite:///"):
-        return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
-    Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # the "begin" hook below opens transactions
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        for attempt in range(100):  # switching a new file to WAL can race another process
-            try:
-                cursor.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError:
-                if attempt == 99:
-                    raise
-                time.sleep(0.05)
-        for pragma in ("synchronous=FULL", "foreign_keys=ON"):
-            cursor.execute(f"PRAGMA {pragma}")
-        cursor.close()
-
-    @sa.event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        # Writers take the write lock before their first read, so read-modify-write runs in turn.
-        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY, False) else "BEGIN IMMEDIATE")
-
-    return engine
+    """Memory's engine (see common.database.create_engine)."""
+    return database.create_engine(url, max_overflow=10)
 
 
 class DuplicateKey(LakehouseError):
