@@ -173,7 +173,8 @@ class VectorServiceServicer:
         INVALID_ARGUMENT/INVALID_DIMENSION, INVALID_ARGUMENT/INVALID_INDEX_PARAMS (parameters
         that do not belong to the index type, or out of range), INVALID_ARGUMENT/RESERVED_FIELD,
         FAILED_PRECONDITION/INDEX_TYPE_UNSUPPORTED (for example GPU_CAGRA on Milvus Lite or
-        without a GPU backend).
+        without a GPU backend), PERMISSION_DENIED/COLLECTION_RESERVED (names starting "memory_"
+        belong to the memory service; this holds for every call that writes a collection).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
