@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -18,10 +19,12 @@ from lakehouse.client.errors import (
     InternalError,
     InvalidArgumentError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
     UnauthenticatedError,
 )
 from lakehouse.client.memory import AsyncMemoryClient
+from lakehouse.client.query import AsyncQueryClient
 from lakehouse.client.storage import AsyncStorageClient
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
@@ -45,6 +48,24 @@ async def secured(mesh_factory: MeshFactory, monkeypatch: pytest.MonkeyPatch):
         TokenConfig(principal="analyst", role="reader", sha256=hashlib.sha256(b"reader-token").hexdigest()),
     )
     return await mesh_factory(Backends(tokens=tokens), token=TOKEN)
+
+
+async def test_the_mesh_identity_may_append_only_the_chat_session_log(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TEST_OPS_TOKEN", TOKEN)
+    monkeypatch.setenv("TEST_MESH_TOKEN", "mesh-secret-token")
+    config = make_config(tmp_path / "data", Backends(tokens=(TokenConfig(principal="ops", env="TEST_OPS_TOKEN"),)))
+    config = replace(config, auth=replace(config.auth, mesh_token_env="TEST_MESH_TOKEN"))
+    mesh = await start_mesh(config, ("storage", "catalog", "query"))
+    csv = tmp_path / "rows.csv"
+    csv.write_text("a,b\n1,2\n")
+    try:
+        as_mesh = AsyncQueryClient(mesh.channel, metadata=token_metadata("mesh-secret-token"), timeout_s=20)
+        with pytest.raises(PermissionDeniedError) as refused:
+            await as_mesh.ingest_file(csv, "payroll")
+        assert refused.value.reason == "ROLE_NOT_ALLOWED"
+        assert (await as_mesh.ingest_file(csv, "chat_sessions")).rows_written == 1
+    finally:
+        await mesh.stop()
 
 
 async def test_calls_need_a_known_token(secured) -> None:

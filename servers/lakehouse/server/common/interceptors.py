@@ -195,7 +195,7 @@ async def _idle_limited(messages: AsyncIterator[Any], idle_s: float) -> AsyncIte
         except TimeoutError:
             raise DeadlineExceeded(
                 f"the upload sent nothing for {idle_s:g} s ([server] upload_idle_timeout_s); nothing was kept",
-                reason="UPLOAD_IDLE",
+                reason="UPLOAD_IDLE_TIMEOUT",
             ) from None
         yield message
 

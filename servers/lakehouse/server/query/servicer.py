@@ -17,9 +17,10 @@ from lakehouse.query.v1 import query_service_pb2_grpc as pb_grpc
 from lakehouse.server.common.app import MeshServer, ServiceBinding
 from lakehouse.server.common.auth import TokenAuthenticator
 from lakehouse.server.common.config import Config
+from lakehouse.server.common.context import current_principal
 from lakehouse.server.common.convert import seconds, to_timestamp
 from lakehouse.server.common.denials import DenialJournal
-from lakehouse.server.common.errors import FailedPrecondition, invalid_field
+from lakehouse.server.common.errors import FailedPrecondition, PermissionDenied, invalid_field
 from lakehouse.server.common.executor import BlockingExecutor
 from lakehouse.server.common.paging import page_of, page_request
 from lakehouse.server.common.peers import PeerChannels
@@ -107,6 +108,7 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         if first is None or first.WhichOneof("payload") != "header":
             raise invalid_field("header", "the first message must carry the header", reason="MISSING_HEADER")
         header = first.header
+        self._require_log_target(header.dataset)
         limit = self._config.query.max_upload_mb * 1024 * 1024
         if header.size_bytes > limit:
             raise UploadTooLarge(
@@ -123,6 +125,15 @@ class QueryServicer(pb_grpc.QueryServiceServicer):
         finally:
             await asyncio.to_thread(spool.unlink, True)
         return pb.IngestFileResponse(summary=summary_pb(summary))
+
+    def _require_log_target(self, dataset: str) -> None:
+        """The mesh's own identity ingests only the chat session log (see common/roles.py)."""
+        log_dataset = self._config.chat.session_dataset
+        if current_principal().role == "service" and (not log_dataset or dataset != log_dataset):
+            raise PermissionDenied(
+                f"header.dataset: the mesh identity may append only the chat session log ({log_dataset or 'none'})",
+                reason="ROLE_NOT_ALLOWED",
+            )
 
     async def _next(self, messages: AsyncIterator[pb.IngestFileRequest]) -> pb.IngestFileRequest | None:
         idle = self._config.query.upload_idle_timeout_s
